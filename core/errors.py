@@ -1,0 +1,91 @@
+"""Typed errors raised by the engine, each carrying a stable code and a message a user can act on.
+
+The hierarchy, drawn as a tree::
+
+    RestyleError
+    ├── InvalidImage            the bytes cannot be used as a picture
+    │   ├── NotAnImage          not a format Pillow can decode
+    │   ├── TruncatedImage      the file ends before the picture does
+    │   ├── ImageTooLarge       more pixels than allowed (decompression bombs land here)
+    │   └── ImageTooSmall       a side shorter than the network can see
+    ├── InvalidRequest          parameters that are valid alone but not together (e.g. blend vs styles)
+    ├── WeightsError            the VGG19 weights cannot be loaded
+    │   ├── WeightsNotFound     the requested weights are not on this machine
+    │   └── WeightsMismatch     the file is not a VGG19 state dict of the right shape
+    └── Cancelled               the caller asked the run to stop
+
+Shells map these to their own vocabulary in one place each (HTTP problems in the API, job failures in the
+worker, exit codes in the CLI); the ``code`` is what clients should branch on, the message is for people.
+"""
+
+from __future__ import annotations
+
+
+class RestyleError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "restyle_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidImage(RestyleError):
+    """An uploaded or given file cannot serve as a content or style image."""
+
+    code = "invalid_image"
+
+
+class NotAnImage(InvalidImage):
+    """The bytes are not in any image format we can decode."""
+
+    code = "not_an_image"
+
+
+class TruncatedImage(InvalidImage):
+    """The image header is fine but the pixel data stops early."""
+
+    code = "truncated_image"
+
+
+class ImageTooLarge(InvalidImage):
+    """The declared pixel count exceeds the limit; checked before decoding, so bombs never expand."""
+
+    code = "image_too_large"
+
+
+class ImageTooSmall(InvalidImage):
+    """A side is too short for the five pooling stages of VGG19 to see anything."""
+
+    code = "image_too_small"
+
+
+class InvalidRequest(RestyleError):
+    """Parameters that pass field validation but contradict the inputs (e.g. blend weights vs styles)."""
+
+    code = "invalid_request"
+
+
+class WeightsError(RestyleError):
+    """The network weights cannot be used."""
+
+    code = "weights_error"
+
+
+class WeightsNotFound(WeightsError):
+    """The requested weights are not available offline on this machine."""
+
+    code = "weights_not_found"
+
+
+class WeightsMismatch(WeightsError):
+    """A weights file exists but does not hold VGG19 convolution weights of the expected shapes."""
+
+    code = "weights_mismatch"
+
+
+class Cancelled(RestyleError):
+    """Raised from inside the optimisation loop when the caller's cancellation check fires."""
+
+    code = "canceled"

@@ -1,0 +1,121 @@
+"""The one parameter model for a style-transfer run, shared by the CLI, the HTTP API, the Celery payload
+and the engine: every hyperparameter, its default and its valid range live here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from core.errors import InvalidRequest
+
+# VGG19's convolutional stack ("configuration E"): output channels per conv, "M" for a pooling stage.
+VGG19_CONFIG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)
+
+
+def _layer_names() -> tuple[str, ...]:
+    """Name every layer of the stack the way the papers do (conv3_1, relu3_1, pool3, …)."""
+    names: list[str] = []
+    block, index = 1, 1
+    for item in VGG19_CONFIG:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+        else:
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+            index += 1
+    return tuple(names)
+
+
+LAYER_NAMES = _layer_names()
+MAX_STYLES = 4
+
+
+def _parse_layer_weights(value: Any) -> Any:
+    """Accept 'relu4_2' or 'relu1_1:1,relu2_1:0.5' (CLI flags, form fields) as well as a mapping."""
+    if not isinstance(value, str):
+        return value
+    parsed: dict[str, float | str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, _, weight = item.partition(":")
+        parsed[name.strip()] = weight.strip() or 1.0
+    return parsed
+
+
+def _parse_blend(value: Any) -> Any:
+    """Accept '3,1' or '3 1' (CLI flags, form fields) as well as a list of numbers."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
+LayerWeights = Annotated[dict[str, Annotated[float, Field(gt=0, le=1e4)]], BeforeValidator(_parse_layer_weights)]
+BlendWeights = Annotated[list[Annotated[float, Field(ge=0, le=1e4)]], BeforeValidator(_parse_blend)]
+
+
+class StyleParams(BaseModel):
+    """Everything that shapes one stylised picture; defaults give a good 512 px result untuned.
+
+    Losses are normalised (Gram matrices by pixel count, each layer's error relative to its target's
+    energy), so the weights keep their meaning at any image size and with any network weights.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    content_weight: float = Field(1.0, ge=0, le=1e6, description="How strongly the result keeps the photo's structure.")
+    style_weight: float = Field(1e3, ge=0, le=1e9, description="How strongly the result takes the painting's textures; more style means less content.")
+    tv_weight: float = Field(1.0, ge=0, le=1e6, description="Total-variation smoothing; 0 turns it off.")
+    iterations: int = Field(300, ge=1, le=5000, description="Optimiser steps over all scales (one forward+backward each).")
+    size: int = Field(512, ge=32, le=2048, description="Longest side of the result, in pixels.")
+    style_scale: float = Field(1.0, ge=0.1, le=4.0, description="Style images are resized to size × style_scale; smaller gives finer brush strokes.")
+    content_layers: LayerWeights = Field(default_factory=lambda: {"relu4_2": 1.0}, description="Layers whose features the result keeps from the photo, as 'layer[:weight],…'.")
+    style_layers: LayerWeights = Field(
+        default_factory=lambda: {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")},
+        description="Layers whose Gram matrices the result takes from the painting, as 'layer[:weight],…'.",
+    )
+    style_blend: BlendWeights | None = Field(None, description="Relative weight of each style image (one number per style); equal when omitted.")
+    pooling: Literal["max", "avg"] = Field("max", description="Pooling inside VGG19; avg gives smoother results.")
+    init: Literal["content", "noise"] = Field("content", description="Start from the photo or from seeded noise.")
+    optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="L-BFGS converges in fewer steps; Adam uses less memory.")
+    learning_rate: float = Field(0.02, gt=0, le=10, description="Adam's step size in pixel units (0–1 scale); L-BFGS ignores it.")
+    multiscale: bool = Field(True, description="Optimise coarse-to-fine, which reaches the same quality sooner at large sizes.")
+    preserve_colors: Literal["none", "luminance", "histogram"] = Field("none", description="Keep the photo's colours: transfer luminance only, or match the painting's colour histogram to the photo first.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds noise and random weights; same seed and parameters give the same bytes on CPU.")
+    output_format: Literal["png", "jpeg", "webp"] = Field("png", description="Encoding of the result.")
+
+    @field_validator("content_layers", "style_layers")
+    @classmethod
+    def _known_layers(cls, layers: dict[str, float]) -> dict[str, float]:
+        if not layers:
+            raise ValueError("name at least one layer")
+        unknown = sorted(set(layers) - set(LAYER_NAMES))
+        if unknown:
+            raise ValueError(f"unknown VGG19 layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_NAMES)}")
+        return layers
+
+    @field_validator("style_blend")
+    @classmethod
+    def _blend_is_usable(cls, blend: list[float] | None) -> list[float] | None:
+        if blend is not None and not 1 <= len(blend) <= MAX_STYLES:
+            raise ValueError(f"give between 1 and {MAX_STYLES} blend weights")
+        if blend is not None and sum(blend) <= 0:
+            raise ValueError("at least one blend weight must be positive")
+        return blend
+
+    def blend_weights(self, n_styles: int) -> list[float]:
+        """Normalised per-style weights for ``n_styles`` images; raises if the blend does not fit them."""
+        if not 1 <= n_styles <= MAX_STYLES:
+            raise InvalidRequest(f"give between 1 and {MAX_STYLES} style images, not {n_styles}")
+        blend = self.style_blend or [1.0] * n_styles
+        if len(blend) != n_styles:
+            raise InvalidRequest(f"style_blend has {len(blend)} weights but {n_styles} style image(s) were given")
+        total = sum(blend)
+        return [weight / total for weight in blend]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> StyleParams:
+        """Build from loosely typed input (form fields, CLI flags), dropping keys that were left unset."""
+        return cls.model_validate({key: value for key, value in values.items() if value not in (None, "")})
