@@ -1,0 +1,230 @@
+"""The optimisation loop: repaint a content picture until its VGG19 features carry the content of the photo
+and the Gram statistics of the paintings (Gatys, Ecker & Bethge, CVPR 2016).
+
+Departures from the paper, and why:
+- Coarse-to-fine: the picture is first optimised at a fraction of the final size, where an iteration is
+  several times cheaper, then upsampled and refined. Large-scale structure settles early and cheaply, so
+  the final size needs far fewer iterations for the same loss.
+- Several styles are blended in Gram space (a weighted mean of their Gram matrices), not by averaging
+  losses, so a blend is one coherent texture target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+from core import colors
+from core.errors import Cancelled
+from core.images import fit_longest_side
+from core.losses import content_loss, gram_matrix, style_loss, tv_loss
+from core.params import StyleParams
+from core.vgg import FeatureNet
+
+# Below this longest side a coarse stage sees too little of the picture to be worth its iterations.
+MIN_COARSE_SIDE = 160
+# Share of all iterations spent at the final size; the rest is split evenly across the coarser stages.
+FINAL_STAGE_SHARE = 0.4
+LBFGS_HISTORY = 50
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One iteration's report: enough for a progress bar, a job record or a loss curve."""
+
+    iteration: int
+    total: int
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    total_loss: float
+    elapsed: float
+    size: int
+
+
+@dataclass(frozen=True)
+class Stylized:
+    """The finished picture and how it was made."""
+
+    image: Image.Image
+    weights: str
+    iterations: int
+    seconds: float
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the coarse-to-fine schedule."""
+
+    size: int
+    iterations: int
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+SnapshotCallback = Callable[[int, Image.Image], None]
+
+
+def plan_stages(params: StyleParams) -> list[Stage]:
+    """Split the iteration budget over sizes halving from the final one, coarsest first."""
+    sizes = [params.size]
+    while params.multiscale and sizes[0] // 2 >= MIN_COARSE_SIDE:
+        sizes.insert(0, sizes[0] // 2)
+    if len(sizes) == 1:
+        return [Stage(params.size, params.iterations)]
+    final = max(1, round(params.iterations * FINAL_STAGE_SHARE))
+    coarse, extra = divmod(params.iterations - final, len(sizes) - 1)
+    counts = [coarse + (1 if i < extra else 0) for i in range(len(sizes) - 1)] + [final]
+    return [Stage(size, count) for size, count in zip(sizes, counts, strict=True) if count > 0]
+
+
+def stylize(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    params: StyleParams,
+    *,
+    net: FeatureNet,
+    on_progress: ProgressCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+    on_snapshot: SnapshotCallback | None = None,
+    snapshot_every: int = 0,
+) -> Stylized:
+    """Repaint ``content`` in the blended style of ``styles``; raises ``Cancelled`` when asked to stop."""
+    blend = params.blend_weights(len(styles))
+    if params.preserve_colors == "luminance":
+        styles = [colors.match_luminance(colors.luminance_only(style), content) for style in styles]
+        sources = (colors.luminance_only(content), styles)
+    else:
+        sources = (content, list(styles))
+    stages = plan_stages(params)
+    run = _Run(params, net, sum(stage.iterations for stage in stages), on_progress, is_cancelled,
+               on_snapshot, snapshot_every)
+    image: Tensor | None = None
+    for stage in stages:
+        target_content = _to_tensor(fit_longest_side(sources[0], stage.size), net.device)
+        targets = _Targets.compute(net, params, target_content, sources[1], blend, stage.size)
+        if image is None:
+            image = _initial_image(params, target_content)
+        else:
+            image = F.interpolate(image, size=target_content.shape[-2:], mode="bicubic", align_corners=False)
+            image = image.clamp(0, 1)
+        image = run.optimise(image, targets, stage)
+    assert image is not None
+    result = _to_image(image)
+    if params.preserve_colors == "luminance":
+        result = colors.with_chroma_of(result, fit_longest_side(content, params.size).resize(result.size))
+    return Stylized(image=result, weights=net.weights_name, iterations=run.iteration,
+                    seconds=time.perf_counter() - run.started, losses=run.last_losses)
+
+
+@dataclass
+class _Targets:
+    """What one stage optimises towards: content features and blended style Grams, computed once."""
+
+    content: dict[str, Tensor]
+    grams: dict[str, Tensor]
+
+    @classmethod
+    def compute(cls, net: FeatureNet, params: StyleParams, content: Tensor, styles: Sequence[Image.Image],
+                blend: Sequence[float], size: int) -> _Targets:
+        style_side = max(16, round(size * params.style_scale))
+        with torch.no_grad():
+            content_features = net(content, params.content_layers, params.pooling)
+            grams: dict[str, Tensor] = {}
+            for style, weight in zip(styles, blend, strict=True):
+                pixels = _to_tensor(fit_longest_side(style, style_side), net.device)
+                if params.preserve_colors == "histogram":
+                    pixels = colors.match_color_statistics(pixels[0].cpu(), content[0].cpu())[None].to(net.device)
+                for name, features in net(pixels, params.style_layers, params.pooling).items():
+                    grams[name] = grams.get(name, 0) + weight * gram_matrix(features)
+        return cls({name: features.detach() for name, features in content_features.items()}, grams)
+
+
+class _Run:
+    """State shared by all stages of one call: counters, clocks and the caller's callbacks."""
+
+    def __init__(self, params: StyleParams, net: FeatureNet, total: int, on_progress: ProgressCallback | None,
+                 is_cancelled: CancelCheck | None, on_snapshot: SnapshotCallback | None, snapshot_every: int) -> None:
+        self.params, self.net, self.total = params, net, total
+        self.on_progress, self.is_cancelled = on_progress, is_cancelled
+        self.on_snapshot, self.snapshot_every = on_snapshot, snapshot_every
+        self.iteration = 0
+        self.started = time.perf_counter()
+        self.last_losses: dict[str, float] = {}
+        self.layers = set(params.content_layers) | set(params.style_layers)
+        self.content_weights = _normalised(params.content_layers)
+        self.style_weights = _normalised(params.style_layers)
+
+    def optimise(self, image: Tensor, targets: _Targets, stage: Stage) -> Tensor:
+        """Run one stage's iterations with the chosen optimiser and return the detached result."""
+        image = image.detach().clone().requires_grad_(True)
+        if self.params.optimizer == "lbfgs":
+            # Tolerances off: the caller asked for a number of iterations, and progress totals must hold.
+            lbfgs = torch.optim.LBFGS([image], lr=1.0, max_iter=stage.iterations, max_eval=stage.iterations + 1,
+                                      tolerance_grad=-1.0, tolerance_change=-1.0, history_size=LBFGS_HISTORY)
+            lbfgs.step(lambda: self._evaluate(image, targets, lbfgs))
+        else:
+            adam = torch.optim.Adam([image], lr=self.params.learning_rate)
+            for _ in range(stage.iterations):
+                self._evaluate(image, targets, adam)
+                adam.step()
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+        return image.detach().clamp(0, 1)
+
+    def _evaluate(self, image: Tensor, targets: _Targets, optimizer: torch.optim.Optimizer) -> Tensor:
+        """One forward and backward pass: the unit of work that progress counts and cancellation interrupts."""
+        if self.is_cancelled is not None and self.is_cancelled():
+            raise Cancelled(f"stopped by request after {self.iteration} of {self.total} iterations")
+        optimizer.zero_grad(set_to_none=True)
+        features = self.net(image, self.layers, self.params.pooling)
+        content = sum((w * content_loss(features[n], targets.content[n]) for n, w in self.content_weights.items()),
+                      torch.zeros((), device=image.device))
+        style = sum((w * style_loss(features[n], targets.grams[n]) for n, w in self.style_weights.items()),
+                    torch.zeros((), device=image.device))
+        tv = tv_loss(image)
+        total = self.params.content_weight * content + self.params.style_weight * style + self.params.tv_weight * tv
+        total.backward()
+        self.iteration += 1
+        self._report(image, content, style, tv, total)
+        return total
+
+    def _report(self, image: Tensor, content: Tensor, style: Tensor, tv: Tensor, total: Tensor) -> None:
+        values = [float(v) for v in torch.stack([content, style, tv, total]).detach().cpu()]
+        self.last_losses = dict(zip(("content", "style", "tv", "total"), values, strict=True))
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.iteration, self.total, *values, time.perf_counter() - self.started,
+                                      max(image.shape[-2:])))
+        if self.on_snapshot is not None and self.snapshot_every and self.iteration % self.snapshot_every == 0:
+            self.on_snapshot(self.iteration, _to_image(image.detach().clamp(0, 1)))
+
+
+def _initial_image(params: StyleParams, content: Tensor) -> Tensor:
+    if params.init == "content":
+        return content.clone()
+    # Noise is drawn on the CPU from a private generator, so the same seed gives the same start anywhere.
+    generator = torch.Generator().manual_seed(params.seed)
+    return torch.rand(content.shape, generator=generator).to(content.device)
+
+
+def _normalised(layer_weights: dict[str, float]) -> dict[str, float]:
+    """Per-layer weights summing to one, so adding layers does not silently raise the group's weight."""
+    total = sum(layer_weights.values())
+    return {name: weight / total for name, weight in layer_weights.items()}
+
+
+def _to_tensor(image: Image.Image, device: torch.device) -> Tensor:
+    return pil_to_tensor(image).float().div_(255.0)[None].contiguous().to(device)
+
+
+def _to_image(image: Tensor) -> Image.Image:
+    pixels = image[0].detach().clamp(0, 1).mul(255.0).round().to(torch.uint8).cpu()
+    return to_pil_image(pixels)

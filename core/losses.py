@@ -1,0 +1,46 @@
+"""The three terms of the Gatys objective, normalised so that a weight means the same at any image size.
+
+Departures from the paper, and why:
+- Gram matrices are divided by the number of positions (H·W), so they are averages, not sums, and do not
+  grow with the image.
+- Each layer's content and style error is *relative*: the squared error divided by the target's energy.
+  Layer activations differ by orders of magnitude (and arbitrarily so with random weights); relative errors
+  put every layer on the same footing, so per-layer weights and the style/content trade-off stay meaningful
+  whichever weights the network has.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_EPS = 1e-12
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Channel co-activation averaged over positions: [B, C, H, W] -> [B, C, C]."""
+    batch, channels, height, width = features.shape
+    flat = features.reshape(batch, channels, height * width)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (height * width)
+
+
+def relative_error(value: Tensor, target: Tensor) -> Tensor:
+    """||value - target||² / ||target||²: zero when they match, about one when value carries no information."""
+    return (value - target).pow(2).sum() / target.pow(2).sum().clamp_min(_EPS)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Feature reconstruction error against the content image's features at the same layer."""
+    return relative_error(features, target)
+
+
+def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """Gram matrix error against the (possibly blended) style Gram at the same layer."""
+    return relative_error(gram_matrix(features), target_gram)
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Mean squared difference between neighbouring pixels; penalises high-frequency noise."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()

@@ -1,0 +1,176 @@
+"""VGG19 as a frozen feature extractor that returns named layer outputs and stops at the deepest one asked for.
+
+Weights come from one of four places, always reported in ``FeatureNet.weights_name``:
+``imagenet`` (torchvision's IMAGENET1K_V1 via the torch hub cache), a local torchvision state dict,
+``caffe:PATH`` (a Caffe-converted VGG19, which expects BGR pixels on a 0–255 scale), or ``random``
+(seeded He initialisation: He, Wang & Hopcroft, NeurIPS 2016, show style transfer still works with random
+filters, which keeps the engine usable offline). ``auto`` takes imagenet when it is cached, else random.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import VGG19_Weights
+
+from core.errors import WeightsMismatch, WeightsNotFound
+from core.params import LAYER_NAMES, VGG19_CONFIG
+
+log = logging.getLogger(__name__)
+
+RANDOM_WEIGHTS_SEED = 0
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+# torchvision's `features` Sequential interleaves conv, relu and pool exactly as LAYER_NAMES does,
+# so a layer's position in LAYER_NAMES is also its index in a torchvision state dict.
+_CONV_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith("conv"))
+
+
+class FeatureNet(nn.Module):
+    """The convolutional part of VGG19 with the input normalisation its weights were trained with."""
+
+    def __init__(self, convs: nn.ModuleList, weights_name: str, *, caffe: bool = False) -> None:
+        super().__init__()
+        self.convs = convs
+        self.weights_name = weights_name
+        self.caffe = caffe
+        mean, scale = (_CAFFE_MEAN_BGR, (1.0, 1.0, 1.0)) if caffe else (_IMAGENET_MEAN, _IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """Map RGB in [0, 1] to what the weights expect (ImageNet-standardised RGB, or Caffe's BGR 0–255)."""
+        if self.caffe:
+            image = image.flip(1) * 255.0
+        return (image - self.mean) / self.scale
+
+    def forward(self, image: Tensor, layers: Collection[str], pooling: str = "max") -> dict[str, Tensor]:
+        """Run up to the deepest requested layer only; nothing past it is ever computed."""
+        wanted = set(layers)
+        deepest = max(LAYER_NAMES.index(name) for name in wanted)
+        features: dict[str, Tensor] = {}
+        x = self.normalize(image)
+        convs = iter(self.convs)
+        for name in LAYER_NAMES[: deepest + 1]:
+            kind = name[:4]
+            if kind == "conv":
+                x = next(convs)(x)
+            elif kind == "relu":
+                # In place unless the conv output feeding it is itself a requested feature.
+                x = F.relu(x, inplace=name.replace("relu", "conv") not in wanted)
+            else:
+                x = F.max_pool2d(x, 2) if pooling == "max" else F.avg_pool2d(x, 2)
+            if name in wanted:
+                features[name] = x
+        return features
+
+
+def load_vgg(weights: str = "auto", device: str | torch.device | None = None) -> FeatureNet:
+    """Build the feature net once per process; ``weights`` is auto | imagenet | random | PATH | caffe:PATH."""
+    target = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if weights == "auto":
+        cached = _imagenet_cache_path()
+        if cached.is_file():
+            weights = "imagenet"
+        else:
+            log.warning("ImageNet VGG19 weights not found at %s; using seeded random weights instead", cached)
+            weights = "random"
+    if weights == "random":
+        net = FeatureNet(_random_convs(RANDOM_WEIGHTS_SEED), f"random(seed={RANDOM_WEIGHTS_SEED})")
+    elif weights == "imagenet":
+        net = FeatureNet(_convs_from_state_dict(_read_state_dict(_imagenet_cache_path(), "imagenet")), "imagenet")
+    else:
+        caffe = weights.startswith("caffe:")
+        path = Path(weights.removeprefix("caffe:")).expanduser()
+        state = _read_state_dict(path, str(path))
+        net = FeatureNet(_convs_from_state_dict(state), f"{'caffe' if caffe else 'file'}:{path.name}", caffe=caffe)
+    return net.to(target)
+
+
+def _imagenet_cache_path() -> Path:
+    """Where torchvision's own download would have put IMAGENET1K_V1 (honours TORCH_HOME)."""
+    filename = os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _read_state_dict(path: Path, label: str) -> Mapping[str, Tensor]:
+    if not path.is_file():
+        hint = " (fetch them with `python -m core.vgg fetch` on a machine with internet)" if label == "imagenet" else ""
+        raise WeightsNotFound(f"VGG19 weights '{label}' not found at {path}{hint}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many unrelated types for a bad pickle or a non-torch file
+        raise WeightsMismatch(f"{path} is not a PyTorch state dict: {error}") from error
+    if not isinstance(state, Mapping):
+        raise WeightsMismatch(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _conv_shapes() -> list[tuple[int, int]]:
+    """(in, out) channels of each of the sixteen convolutions."""
+    shapes, channels = [], 3
+    for item in VGG19_CONFIG:
+        if item != "M":
+            shapes.append((channels, int(item)))
+            channels = int(item)
+    return shapes
+
+
+def _empty_convs() -> nn.ModuleList:
+    return nn.ModuleList(nn.Conv2d(cin, cout, kernel_size=3, padding=1) for cin, cout in _conv_shapes())
+
+
+def _random_convs(seed: int) -> nn.ModuleList:
+    """torchvision's own VGG initialisation, driven by a private generator so the result is reproducible."""
+    generator = torch.Generator().manual_seed(seed)
+    convs = _empty_convs()
+    for conv in convs:
+        assert isinstance(conv, nn.Conv2d) and conv.bias is not None
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+        nn.init.zeros_(conv.bias)
+    return convs
+
+
+def _convs_from_state_dict(state: Mapping[str, Tensor]) -> nn.ModuleList:
+    """Accept a whole torchvision VGG19 (``features.N.weight``) or its features alone (``N.weight``)."""
+    prefix = "features." if any(key.startswith("features.") for key in state) else ""
+    convs = _empty_convs()
+    for conv, index in zip(convs, _CONV_INDICES, strict=True):
+        assert isinstance(conv, nn.Conv2d) and conv.bias is not None
+        for param, suffix in ((conv.weight, "weight"), (conv.bias, "bias")):
+            key = f"{prefix}{index}.{suffix}"
+            if key not in state:
+                raise WeightsMismatch(f"weights file lacks '{key}': it is not a VGG19 state dict")
+            if tuple(state[key].shape) != tuple(param.shape):
+                raise WeightsMismatch(
+                    f"'{key}' has shape {tuple(state[key].shape)}, VGG19 needs {tuple(param.shape)}"
+                )
+            param.data.copy_(state[key])
+    return convs
+
+
+def fetch_imagenet_weights() -> Path:
+    """Download IMAGENET1K_V1 into the torch hub cache (the Docker build runs this; needs internet)."""
+    VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+    return _imagenet_cache_path()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["fetch"]:
+        sys.exit("usage: python -m core.vgg fetch")
+    print(fetch_imagenet_weights())
