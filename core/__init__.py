@@ -28,8 +28,13 @@ if TYPE_CHECKING:
     from core.engine import Progress, Stylized, stylize
     from core.vgg import FeatureNet, load_vgg
 
-_LAZY = {"stylize": "core.engine", "Progress": "core.engine", "Stylized": "core.engine",
-         "load_vgg": "core.vgg", "FeatureNet": "core.vgg"}
+_LAZY = {
+    "stylize": "core.engine",
+    "Progress": "core.engine",
+    "Stylized": "core.engine",
+    "load_vgg": "core.vgg",
+    "FeatureNet": "core.vgg",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -41,8 +46,27 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "LAYER_NAMES", "MAX_STYLES", "MEDIA_TYPES", "Cancelled", "FeatureNet", "ImageTooLarge", "ImageTooSmall",
-    "InvalidImage", "InvalidRequest", "NotAnImage", "Progress", "RestyleError", "StyleParams", "Stylized",
-    "TruncatedImage", "WeightsError", "WeightsMismatch", "WeightsNotFound", "decode_image", "encode_image",
-    "fit_longest_side", "load_vgg", "stylize",
+    "LAYER_NAMES",
+    "MAX_STYLES",
+    "MEDIA_TYPES",
+    "Cancelled",
+    "FeatureNet",
+    "ImageTooLarge",
+    "ImageTooSmall",
+    "InvalidImage",
+    "InvalidRequest",
+    "NotAnImage",
+    "Progress",
+    "RestyleError",
+    "StyleParams",
+    "Stylized",
+    "TruncatedImage",
+    "WeightsError",
+    "WeightsMismatch",
+    "WeightsNotFound",
+    "decode_image",
+    "encode_image",
+    "fit_longest_side",
+    "load_vgg",
+    "stylize",
 ]

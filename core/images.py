@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Literal
+from typing import Literal, cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -38,7 +38,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge(f"{name} declares too many pixels to decode safely ({error})") from error
     except UnidentifiedImageError as error:
-        raise NotAnImage(f"{name} is not an image in a format we can read (PNG, JPEG, WebP, GIF, BMP, TIFF, …)") from error
+        raise NotAnImage(
+            f"{name} is not an image in a format we can read (PNG, JPEG, WebP, GIF, BMP, TIFF, …)"
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise NotAnImage(f"{name} could not be read as an image: {error}") from error
 
@@ -63,11 +65,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I"):
         # Pillow's direct conversion clips 16-bit values at 255 (an all-white picture); rescale instead.
         image = image.convert("I")
-        scale = 1 / 257 if image.getextrema()[1] > 255 else 1.0  # type: ignore[index, operator]
+        _, high = cast(tuple[int, int], image.getextrema())
+        scale = 1 / 257 if high > 255 else 1.0
         image = image.point(lambda value: value * scale).convert("L")
     if image.mode == "F":
-        low, high = image.getextrema()  # type: ignore[misc]
-        span = (high - low) or 1.0
+        low, top = cast(tuple[float, float], image.getextrema())
+        span = (top - low) or 1.0
         image = image.point(lambda value: (value - low) * 255 / span).convert("L")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")

@@ -12,7 +12,27 @@ from core.errors import InvalidRequest
 
 # VGG19's convolutional stack ("configuration E"): output channels per conv, "M" for a pooling stage.
 VGG19_CONFIG: tuple[int | str, ...] = (
-    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
 )
 
 
@@ -66,24 +86,58 @@ class StyleParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     content_weight: float = Field(1.0, ge=0, le=1e6, description="How strongly the result keeps the photo's structure.")
-    style_weight: float = Field(1e3, ge=0, le=1e9, description="How strongly the result takes the painting's textures; more style means less content.")
+    style_weight: float = Field(
+        1e3,
+        ge=0,
+        le=1e9,
+        description="How strongly the result takes the painting's textures; more style means less content.",
+    )
     tv_weight: float = Field(1.0, ge=0, le=1e6, description="Total-variation smoothing; 0 turns it off.")
-    iterations: int = Field(300, ge=1, le=5000, description="Optimiser steps over all scales (one forward+backward each).")
+    iterations: int = Field(
+        300, ge=1, le=5000, description="Optimiser steps over all scales (one forward+backward each)."
+    )
     size: int = Field(512, ge=32, le=2048, description="Longest side of the result, in pixels.")
-    style_scale: float = Field(1.0, ge=0.1, le=4.0, description="Style images are resized to size × style_scale; smaller gives finer brush strokes.")
-    content_layers: LayerWeights = Field(default_factory=lambda: {"relu4_2": 1.0}, description="Layers whose features the result keeps from the photo, as 'layer[:weight],…'.")
+    style_scale: float = Field(
+        1.0,
+        ge=0.1,
+        le=4.0,
+        description="Style images are resized to size × style_scale; smaller gives finer brush strokes.",
+    )
+    content_layers: LayerWeights = Field(
+        default_factory=lambda: {"relu4_2": 1.0},
+        description="Layers whose features the result keeps from the photo, as 'layer[:weight],…'.",
+    )
     style_layers: LayerWeights = Field(
         default_factory=lambda: {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")},
         description="Layers whose Gram matrices the result takes from the painting, as 'layer[:weight],…'.",
     )
-    style_blend: BlendWeights | None = Field(None, description="Relative weight of each style image (one number per style); equal when omitted.")
+    style_blend: BlendWeights | None = Field(
+        None, description="Relative weight of each style image (one number per style); equal when omitted."
+    )
     pooling: Literal["max", "avg"] = Field("max", description="Pooling inside VGG19; avg gives smoother results.")
     init: Literal["content", "noise"] = Field("content", description="Start from the photo or from seeded noise.")
-    optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="L-BFGS converges in fewer steps; Adam uses less memory.")
-    learning_rate: float = Field(0.02, gt=0, le=10, description="Adam's step size in pixel units (0–1 scale); L-BFGS ignores it.")
-    multiscale: bool = Field(True, description="Optimise coarse-to-fine, which reaches the same quality sooner at large sizes.")
-    preserve_colors: Literal["none", "luminance", "histogram"] = Field("none", description="Keep the photo's colours: transfer luminance only, or match the painting's colour histogram to the photo first.")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds noise and random weights; same seed and parameters give the same bytes on CPU.")
+    optimizer: Literal["lbfgs", "adam"] = Field(
+        "lbfgs", description="L-BFGS converges in fewer steps; Adam uses less memory."
+    )
+    learning_rate: float = Field(
+        0.02, gt=0, le=10, description="Adam's step size in pixel units (0–1 scale); L-BFGS ignores it."
+    )
+    multiscale: bool = Field(
+        True, description="Optimise coarse-to-fine, which reaches the same quality sooner at large sizes."
+    )
+    preserve_colors: Literal["none", "luminance", "histogram"] = Field(
+        "none",
+        description=(
+            "Keep the photo's colours: transfer luminance only, or match the painting's colour histogram "
+            "to the photo first."
+        ),
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**31 - 1,
+        description="Seeds noise and random weights; same seed and parameters give the same bytes on CPU.",
+    )
     output_format: Literal["png", "jpeg", "webp"] = Field("png", description="Encoding of the result.")
 
     @field_validator("content_layers", "style_layers")

@@ -36,6 +36,9 @@ _CONV_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith
 class FeatureNet(nn.Module):
     """The convolutional part of VGG19 with the input normalisation its weights were trained with."""
 
+    mean: Tensor
+    scale: Tensor
+
     def __init__(self, convs: nn.ModuleList, weights_name: str, *, caffe: bool = False) -> None:
         super().__init__()
         self.convs = convs
@@ -155,9 +158,7 @@ def _convs_from_state_dict(state: Mapping[str, Tensor]) -> nn.ModuleList:
             if key not in state:
                 raise WeightsMismatch(f"weights file lacks '{key}': it is not a VGG19 state dict")
             if tuple(state[key].shape) != tuple(param.shape):
-                raise WeightsMismatch(
-                    f"'{key}' has shape {tuple(state[key].shape)}, VGG19 needs {tuple(param.shape)}"
-                )
+                raise WeightsMismatch(f"'{key}' has shape {tuple(state[key].shape)}, VGG19 needs {tuple(param.shape)}")
             param.data.copy_(state[key])
     return convs
 

@@ -1,0 +1,127 @@
+"""The feature network: named layers, early stopping, and every way of getting weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.errors import WeightsMismatch, WeightsNotFound
+from core.vgg import FeatureNet, load_vgg
+
+
+def state_dict_of(net: FeatureNet, prefix: str = "features.") -> dict[str, torch.Tensor]:
+    """The net's convolutions under torchvision's key names (conv i sits at index 0, 2, 5, 7, …)."""
+    indices = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+    state = {}
+    for index, conv in zip(indices, net.convs, strict=True):
+        state[f"{prefix}{index}.weight"] = conv.weight.detach().clone()
+        state[f"{prefix}{index}.bias"] = conv.bias.detach().clone()
+    return state
+
+
+def test_random_weights_are_reproducible(net: FeatureNet) -> None:
+    again = load_vgg("random", device="cpu")
+    assert net.weights_name == "random(seed=0)"
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(net.convs, again.convs, strict=True))
+
+
+def test_weights_are_frozen(net: FeatureNet) -> None:
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_forward_returns_the_requested_layers(net: FeatureNet) -> None:
+    features = net(torch.rand(1, 3, 32, 32), ["relu1_1", "conv3_1", "relu4_2"])
+    assert set(features) == {"relu1_1", "conv3_1", "relu4_2"}
+    assert features["relu1_1"].shape == (1, 64, 32, 32)
+    assert features["relu4_2"].shape == (1, 512, 4, 4)
+
+
+def test_requested_conv_outputs_are_not_rectified(net: FeatureNet) -> None:
+    assert net(torch.rand(1, 3, 32, 32), ["conv3_1"])["conv3_1"].min() < 0
+
+
+def test_forward_stops_at_the_deepest_requested_layer(net: FeatureNet) -> None:
+    ran: list[int] = []
+    hooks = [conv.register_forward_hook(lambda *_, i=i: ran.append(i)) for i, conv in enumerate(net.convs)]
+    net(torch.rand(1, 3, 32, 32), ["relu2_1"])
+    for hook in hooks:
+        hook.remove()
+    assert ran == [0, 1, 2]
+
+
+def test_average_pooling_changes_deeper_features(net: FeatureNet) -> None:
+    image = torch.rand(1, 3, 32, 32)
+    assert not torch.allclose(net(image, ["relu2_1"], "max")["relu2_1"], net(image, ["relu2_1"], "avg")["relu2_1"])
+
+
+def test_loads_a_torchvision_state_dict_file(net: FeatureNet, tmp_path: Path) -> None:
+    path = tmp_path / "vgg19.pth"
+    torch.save(state_dict_of(net), path)
+    loaded = load_vgg(str(path), device="cpu")
+    assert loaded.weights_name == "file:vgg19.pth"
+    assert torch.equal(loaded.convs[15].weight, net.convs[15].weight)
+
+
+def test_loads_a_features_only_state_dict(net: FeatureNet, tmp_path: Path) -> None:
+    path = tmp_path / "features.pth"
+    torch.save(state_dict_of(net, prefix=""), path)
+    assert torch.equal(load_vgg(str(path), device="cpu").convs[0].bias, net.convs[0].bias)
+
+
+def test_caffe_weights_see_bgr_pixels_on_a_255_scale(net: FeatureNet, tmp_path: Path) -> None:
+    path = tmp_path / "vgg19-caffe.pth"
+    torch.save(state_dict_of(net), path)
+    caffe = load_vgg(f"caffe:{path}", device="cpu")
+    red = torch.zeros(1, 3, 1, 1)
+    red[:, 0] = 1.0
+    assert caffe.weights_name == "caffe:vgg19-caffe.pth"
+    assert caffe.normalize(red).flatten().tolist() == pytest.approx([-103.939, -116.779, 255 - 123.68])
+
+
+def test_imagenet_weights_load_from_the_torch_hub_cache(
+    net: FeatureNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)  # where torchvision's own download puts it
+    torch.save(state_dict_of(net), tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth")
+    assert load_vgg("imagenet", device="cpu").weights_name == "imagenet"
+    assert load_vgg("auto", device="cpu").weights_name == "imagenet"
+
+
+def test_auto_falls_back_to_random_weights_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        assert load_vgg("auto", device="cpu").weights_name == "random(seed=0)"
+    assert "using seeded random weights" in caplog.text
+
+
+def test_missing_imagenet_weights_say_where_they_were_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsNotFound, match=r"checkpoints/vgg19-dcbb9e9d\.pth"):
+        load_vgg("imagenet", device="cpu")
+
+
+def test_missing_weights_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFound, match=r"nothing\.pth"):
+        load_vgg(str(tmp_path / "nothing.pth"))
+
+
+def test_weights_of_the_wrong_shape_are_reported(net: FeatureNet, tmp_path: Path) -> None:
+    state = state_dict_of(net)
+    state["features.28.weight"] = torch.zeros(256, 512, 3, 3)
+    torch.save(state, tmp_path / "vgg16ish.pth")
+    with pytest.raises(WeightsMismatch, match=r"'features.28.weight' has shape \(256, 512, 3, 3\)"):
+        load_vgg(str(tmp_path / "vgg16ish.pth"))
+
+
+def test_a_file_that_is_not_a_state_dict_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    with pytest.raises(WeightsMismatch, match="not a PyTorch state dict"):
+        load_vgg(str(tmp_path / "notes.pth"))
