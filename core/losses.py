@@ -18,10 +18,14 @@ _EPS = 1e-12
 
 
 def gram_matrix(features: Tensor) -> Tensor:
-    """Channel co-activation averaged over positions: [B, C, H, W] -> [B, C, C]."""
+    """Channel co-activation averaged over positions: [B, C, H, W] -> [B, C, C].
+
+    Positions are gathered as rows of a [B, H·W, C] matrix, which is a free view of channels-last features
+    (the layout the network runs in), and the transpose is left to the matmul kernel instead of copying.
+    """
     batch, channels, height, width = features.shape
-    flat = features.reshape(batch, channels, height * width)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (height * width)
+    rows = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+    return torch.bmm(rows.transpose(1, 2), rows) / (height * width)
 
 
 def relative_error(value: Tensor, target: Tensor) -> Tensor:

@@ -65,7 +65,8 @@ class FeatureNet(nn.Module):
         wanted = set(layers)
         deepest = max(LAYER_NAMES.index(name) for name in wanted)
         features: dict[str, Tensor] = {}
-        x = self.normalize(image)
+        # Channels-last is what oneDNN's and cuDNN's fastest convolution kernels want (about 1.5x on CPU here).
+        x = self.normalize(image).contiguous(memory_format=torch.channels_last)
         convs = iter(self.convs)
         for name in LAYER_NAMES[: deepest + 1]:
             kind = name[:4]
@@ -100,7 +101,7 @@ def load_vgg(weights: str = "auto", device: str | torch.device | None = None) ->
         path = Path(weights.removeprefix("caffe:")).expanduser()
         state = _read_state_dict(path, str(path))
         net = FeatureNet(_convs_from_state_dict(state), f"{'caffe' if caffe else 'file'}:{path.name}", caffe=caffe)
-    return net.to(target)
+    return net.to(target, memory_format=torch.channels_last)
 
 
 def _imagenet_cache_path() -> Path:

@@ -1,0 +1,277 @@
+"""Engine benchmark (prints figures; not a test): speed against the FLOP-bound floor, time to quality against
+textbook single-scale L-BFGS, and peak memory. Usage:
+
+    .venv/bin/python bench/engine.py CONTENT STYLE [--out bench/results] [--weights auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+from core.engine import Progress, plan_stages, stylize
+from core.images import decode_image, fit_longest_side
+from core.losses import content_loss, gram_matrix, style_loss
+from core.params import LAYER_NAMES, VGG19_CONFIG, StyleParams
+from core.vgg import FeatureNet, load_vgg
+
+TARGET_FLOOR_RATIO = 1.15
+TARGET_SPEEDUP = 3.0
+CPU_TTQ_BUDGET_S = 30 * 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("content", type=Path)
+    parser.add_argument("style", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--weights", default="auto")
+    parser.add_argument("--baseline-iterations", type=int, default=500)
+    parser.add_argument("--memory-only", type=int, metavar="SIZE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    net = load_vgg(args.weights)
+    content = decode_image(args.content.read_bytes(), name=str(args.content))
+    style = decode_image(args.style.read_bytes(), name=str(args.style))
+    if args.memory_only:
+        print(json.dumps(measure_peak_memory(net, content, style, args.memory_only)))
+        return
+
+    device = net.device
+    print(f"machine: {machine_description(device)}; weights: {net.weights_name}; torch {torch.__version__}")
+    rate = matmul_rate(device)
+    print(f"measured fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s")
+
+    print("\n1. seconds per iteration beside the FLOP-bound floor")
+    per_iteration: dict[int, float] = {}
+    for size in (256, 512):
+        seconds = seconds_per_iteration(net, content, style, size)
+        floor = iteration_flops(StyleParams(size=size), fit_longest_side(content, size).size) / rate
+        per_iteration[size] = seconds
+        verdict = "PASS" if seconds / floor <= TARGET_FLOOR_RATIO else "MISS"
+        print(
+            f"   {size} px: {seconds:.3f} s/iteration, floor {floor:.3f} s, ratio {seconds / floor:.2f}x "
+            f"(target <= {TARGET_FLOOR_RATIO}x: {verdict})"
+        )
+
+    size = 512
+    estimate = 1.6 * args.baseline_iterations * per_iteration[512]
+    if device.type == "cpu" and estimate > CPU_TTQ_BUDGET_S:
+        size = 384
+    print(f"\n2. time to quality at {size} px (estimated {estimate / 60:.0f} min at 512 px on this machine)")
+    time_to_quality(net, content, style, size, args.baseline_iterations, args.out)
+
+    print("\n3. peak memory")
+    for size in (512, 1024):
+        peak = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                str(args.content),
+                str(args.style),
+                "--weights",
+                args.weights,
+                "--memory-only",
+                str(size),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures = json.loads(peak.stdout.strip().splitlines()[-1])
+        print(
+            f"   {size} px: {figures['peak_mib']:.0f} MiB {figures['kind']} (of which the model "
+            f"{figures['model_mib']:.0f} MiB) over {figures['iterations']} iterations"
+        )
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def matmul_rate(device: torch.device) -> float:
+    """Best sustained fp32 matrix-multiply FLOP/s: the ceiling a conv net can approach on this machine.
+
+    Two GEMM kernels are timed and the faster one counts: torch.mm (MKL/cuBLAS) and a 1x1 convolution, which
+    is the same matrix product run by oneDNN/cuDNN. On AMD CPUs oneDNN's GEMM is much faster than MKL's, and
+    a floor from the slower kernel would flatter the engine.
+    """
+    n = 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    image = torch.randn(1, n, 32, 64, device=device).contiguous(memory_format=torch.channels_last)
+    kernel = torch.randn(n, n, 1, 1, device=device).contiguous(memory_format=torch.channels_last)
+    return max(
+        2 * n**3 / best_seconds(lambda: a @ b, device),
+        2 * n * n * 32 * 64 / best_seconds(lambda: torch.nn.functional.conv2d(image, kernel), device),
+    )
+
+
+def best_seconds(work: Callable[[], object], device: torch.device) -> float:
+    work()
+    best = float("inf")
+    for _ in range(5):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(4):
+            work()
+        synchronize(device)
+        best = min(best, (time.perf_counter() - start) / 4)
+    return best
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def iteration_flops(params: StyleParams, size: tuple[int, int]) -> float:
+    """Multiply-adds x2 of one iteration: the truncated net forward, its input gradient, and the Gram matrices.
+
+    Only the input needs a gradient (the weights are frozen), so the backward pass costs one more pass of
+    each convolution, not two.
+    """
+    layers = set(params.content_layers) | set(params.style_layers)
+    deepest = max(LAYER_NAMES.index(name) for name in layers)
+    width, height = size
+    flops, channels, position = 0.0, 3, 0
+    for item in VGG19_CONFIG:
+        if position > deepest:
+            break
+        if item == "M":
+            width, height, position = width // 2, height // 2, position + 1
+            continue
+        relu = LAYER_NAMES[position + 1]
+        flops += 2 * 2 * channels * int(item) * 9 * width * height
+        if relu in params.style_layers:
+            flops += 2 * 2 * int(item) ** 2 * width * height  # Gram forward, and its gradient
+        channels, position = int(item), position + 2
+    return flops
+
+
+def seconds_per_iteration(net: FeatureNet, content: Image.Image, style: Image.Image, size: int) -> float:
+    """Median iteration time of the engine at one scale, after two warm-up iterations."""
+    stamps: list[float] = []
+    params = StyleParams(size=size, iterations=12 if size <= 256 else 7, multiscale=False)
+    stylize(content, [style], params, net=net, on_progress=lambda p: stamps.append(p.elapsed))
+    steps = sorted(b - a for a, b in pairwise(stamps[2:]))
+    return steps[len(steps) // 2]
+
+
+def time_to_quality(
+    net: FeatureNet, content: Image.Image, style: Image.Image, size: int, iterations: int, out: Path
+) -> None:
+    """Compare the default schedule with textbook L-BFGS on the same objective at the final size."""
+    params = StyleParams(size=size)
+    start = time.perf_counter()
+    baseline_image, target = textbook_lbfgs(net, content, style, params, iterations)
+    baseline_seconds = time.perf_counter() - start
+    print(f"   baseline (single-scale L-BFGS, {iterations} iterations): loss {target:.4f} in {baseline_seconds:.1f} s")
+
+    final_size = size
+    reached: list[float] = []
+
+    def watch(progress: Progress) -> None:
+        loss = params.content_weight * progress.content_loss + params.style_weight * progress.style_loss
+        if progress.size == final_size and loss <= target and not reached:
+            reached.append(progress.elapsed)
+
+    schedule = params.model_copy(update={"iterations": 2 * params.iterations})
+    stages = " + ".join(f"{s.iterations} at {s.size} px" for s in plan_stages(schedule))
+    result = stylize(content, [style], schedule, net=net, on_progress=watch)
+    final = params.content_weight * result.losses["content"] + params.style_weight * result.losses["style"]
+    if reached:
+        verdict = "PASS" if baseline_seconds / reached[0] >= TARGET_SPEEDUP else "MISS"
+        print(
+            f"   default schedule ({stages}): reached {target:.4f} after {reached[0]:.1f} s, "
+            f"{baseline_seconds / reached[0]:.1f}x faster (target >= {TARGET_SPEEDUP}x: {verdict})"
+        )
+    else:
+        print(
+            f"   default schedule ({stages}): never reached {target:.4f}; ended at {final:.4f} "
+            f"after {result.seconds:.1f} s (MISS)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    side_by_side = Image.new("RGB", (baseline_image.width * 2, baseline_image.height), "white")
+    side_by_side.paste(baseline_image, (0, 0))
+    side_by_side.paste(result.image.resize(baseline_image.size), (baseline_image.width, 0))
+    path = out / f"time_to_quality_{size}.jpg"
+    side_by_side.save(path, quality=90)
+    print(f"   saved baseline (left) and default (right) to {path}")
+
+
+def textbook_lbfgs(
+    net: FeatureNet, content: Image.Image, style: Image.Image, params: StyleParams, iterations: int
+) -> tuple[Image.Image, float]:
+    """Gatys et al. as usually written: one scale, start from the photo, plain L-BFGS for N evaluations."""
+
+    def tensor(image: Image.Image) -> torch.Tensor:
+        return pil_to_tensor(image).float().div(255)[None].contiguous().to(net.device)
+
+    photo = tensor(fit_longest_side(content, params.size))
+    painting = tensor(fit_longest_side(style, params.size))
+    layers = set(params.content_layers) | set(params.style_layers)
+    with torch.no_grad():
+        content_targets = net(photo, params.content_layers)
+        grams = {k: gram_matrix(v) for k, v in net(painting, params.style_layers).items()}
+    image = photo.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS(
+        [image], max_iter=iterations, max_eval=iterations + 1, tolerance_grad=-1, tolerance_change=-1, history_size=100
+    )
+
+    def objective(backward: bool = True) -> torch.Tensor:
+        features = net(image, layers)
+        content_term = sum(content_loss(features[k], v) for k, v in content_targets.items()) / len(content_targets)
+        style_term = sum(style_loss(features[k], g) for k, g in grams.items()) / len(grams)
+        loss = params.content_weight * content_term + params.style_weight * style_term
+        if backward:
+            (loss + params.tv_weight * tv(image)).backward()
+        return loss
+
+    def tv(x: torch.Tensor) -> torch.Tensor:
+        return (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean() + (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        return objective()
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        final = float(objective(backward=False))
+    pixels = image.detach()[0].clamp(0, 1).mul(255).round().byte().cpu()
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy()), final
+
+
+def measure_peak_memory(net: FeatureNet, content: Image.Image, style: Image.Image, size: int) -> dict[str, Any]:
+    """Run a few default iterations at one scale in this (fresh) process and report its peak."""
+    device = net.device
+    if device.type == "cuda":
+        model = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        model = sum(p.numel() * p.element_size() for p in net.parameters())
+    params = StyleParams(size=size, iterations=4, multiscale=False)
+    stylize(content, [style], params, net=net)
+    if device.type == "cuda":
+        peak, kind = torch.cuda.max_memory_allocated(device), "max allocated on CUDA"
+    else:
+        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak RSS"
+    return {"peak_mib": peak / 2**20, "model_mib": model / 2**20, "kind": kind, "iterations": params.iterations}
+
+
+if __name__ == "__main__":
+    main()

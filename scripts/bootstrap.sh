@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create or update the virtual environment at .venv with the project and its pinned torch.
+# Usage: scripts/bootstrap.sh [EXTRAS]   e.g. "dev" for the test tools. Fast when nothing changed:
+# the install is skipped while pyproject.toml and the extras match what was installed last.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+extras=${1:-}
+spec="."
+[ -n "$extras" ] && spec=".[$extras]"
+python=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+stamp=".venv/.restyle-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing restyle$([ -n "$extras" ] && echo "[$extras]") into .venv (torch==2.14.1 is pinned)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e "$spec"
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: set everything up on a fresh machine, then run the whole suite.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/core -x).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/bootstrap.sh dev
+bash scripts/redis.sh
+# The page test drives Debian's Chromium; without it that one test skips and says so.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing Debian's chromium for the browser test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "test: could not install chromium; the browser test will be skipped"
+fi
+exec .venv/bin/python -m pytest "$@"
