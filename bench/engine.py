@@ -24,7 +24,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from core.engine import Progress, plan_stages, stylize
 from core.images import decode_image, fit_longest_side
-from core.losses import content_loss, gram_matrix, style_loss
+from core.losses import content_loss, gram_matrix, style_loss, tv_loss
 from core.params import LAYER_NAMES, VGG19_CONFIG, StyleParams
 from core.vgg import FeatureNet, load_vgg
 
@@ -235,15 +235,12 @@ def textbook_lbfgs(
 
     def objective(backward: bool = True) -> torch.Tensor:
         features = net(image, layers)
-        content_term = sum(content_loss(features[k], v) for k, v in content_targets.items()) / len(content_targets)
-        style_term = sum(style_loss(features[k], g) for k, g in grams.items()) / len(grams)
+        content_term = torch.stack([content_loss(features[k], v) for k, v in content_targets.items()]).mean()
+        style_term = torch.stack([style_loss(features[k], g) for k, g in grams.items()]).mean()
         loss = params.content_weight * content_term + params.style_weight * style_term
         if backward:
-            (loss + params.tv_weight * tv(image)).backward()
+            (loss + params.tv_weight * tv_loss(image)).backward()
         return loss
-
-    def tv(x: torch.Tensor) -> torch.Tensor:
-        return (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean() + (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()

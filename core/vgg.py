@@ -101,7 +101,8 @@ def load_vgg(weights: str = "auto", device: str | torch.device | None = None) ->
         path = Path(weights.removeprefix("caffe:")).expanduser()
         state = _read_state_dict(path, str(path))
         net = FeatureNet(_convs_from_state_dict(state), f"{'caffe' if caffe else 'file'}:{path.name}", caffe=caffe)
-    return net.to(target, memory_format=torch.channels_last)
+    # Module.to accepts memory_format at run time; torch's type stubs only lack the overload.
+    return net.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _imagenet_cache_path() -> Path:

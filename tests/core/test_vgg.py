@@ -15,17 +15,18 @@ from core.vgg import FeatureNet, load_vgg
 def state_dict_of(net: FeatureNet, prefix: str = "features.") -> dict[str, torch.Tensor]:
     """The net's convolutions under torchvision's key names (conv i sits at index 0, 2, 5, 7, …)."""
     indices = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
-    state = {}
-    for index, conv in zip(indices, net.convs, strict=True):
-        state[f"{prefix}{index}.weight"] = conv.weight.detach().clone()
-        state[f"{prefix}{index}.bias"] = conv.bias.detach().clone()
-    return state
+    ours = net.state_dict()
+    return {
+        f"{prefix}{index}.{kind}": ours[f"convs.{i}.{kind}"].clone()
+        for i, index in enumerate(indices)
+        for kind in ("weight", "bias")
+    }
 
 
 def test_random_weights_are_reproducible(net: FeatureNet) -> None:
     again = load_vgg("random", device="cpu")
     assert net.weights_name == "random(seed=0)"
-    assert all(torch.equal(a.weight, b.weight) for a, b in zip(net.convs, again.convs, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True))
 
 
 def test_weights_are_frozen(net: FeatureNet) -> None:
@@ -62,13 +63,13 @@ def test_loads_a_torchvision_state_dict_file(net: FeatureNet, tmp_path: Path) ->
     torch.save(state_dict_of(net), path)
     loaded = load_vgg(str(path), device="cpu")
     assert loaded.weights_name == "file:vgg19.pth"
-    assert torch.equal(loaded.convs[15].weight, net.convs[15].weight)
+    assert torch.equal(loaded.state_dict()["convs.15.weight"], net.state_dict()["convs.15.weight"])
 
 
 def test_loads_a_features_only_state_dict(net: FeatureNet, tmp_path: Path) -> None:
     path = tmp_path / "features.pth"
     torch.save(state_dict_of(net, prefix=""), path)
-    assert torch.equal(load_vgg(str(path), device="cpu").convs[0].bias, net.convs[0].bias)
+    assert torch.equal(load_vgg(str(path), device="cpu").state_dict()["convs.0.bias"], net.state_dict()["convs.0.bias"])
 
 
 def test_caffe_weights_see_bgr_pixels_on_a_255_scale(net: FeatureNet, tmp_path: Path) -> None:
