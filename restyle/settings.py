@@ -1,23 +1,136 @@
-"""The one settings object, read from ``RESTYLE_*`` environment variables at the entry points."""
+"""The service's one configuration object, read from ``RESTYLE_…`` environment variables at the entry points.
+
+Everything that differs between a laptop, a test run and a deployment lives here, so the API, the worker
+and the CLI never read the environment themselves. Invalid combinations fail at start-up, not mid-job.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Deployment configuration; each field is documented in the README's configuration table."""
+    """Every tunable of the service; see the README's configuration table for the environment names."""
 
-    model_config = SettingsConfigDict(env_prefix="RESTYLE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RESTYLE_", frozen=True, extra="ignore")
 
+    # Engine
     weights: str = Field("auto", description="VGG19 weights: auto | imagenet | random | PATH | caffe:PATH.")
-    device: str | None = Field(None, description="Torch device for the engine; CUDA when present if unset.")
+    device: str | None = Field(
+        None, description="Torch device for the worker (cpu, cuda, cuda:1); default: CUDA if present."
+    )
+
+    # Redis, Celery and storage
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for job records, the Celery broker and events."
+    )
+    key_prefix: str = Field(
+        "restyle", pattern=r"^[A-Za-z0-9_.:-]+$", description="Prefix of every Redis key the service writes."
+    )
+    queue: str = Field(
+        "restyle", pattern=r"^[A-Za-z0-9_.-]+$", description="Celery queue the API sends jobs to and workers consume."
+    )
+    storage_dir: Path = Field(Path("var/storage"), description="Directory holding uploads, previews and results.")
+
+    # HTTP API
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated Bearer keys; empty runs the API open to anyone."
+    )
+    public_url: str | None = Field(
+        None, description="Base URL used in webhook payloads' links (e.g. https://restyle.example.com)."
+    )
+    max_upload_bytes: int = Field(
+        50 * 2**20, ge=1024, description="Largest request body of POST /v1/jobs, all images together."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=256, description="Largest declared width×height of an upload (decompression-bomb guard)."
+    )
+    max_queue_depth: int = Field(100, ge=1, description="Queued jobs beyond which POST /v1/jobs answers 503.")
+    max_wait_seconds: float = Field(60.0, ge=0, le=600, description="Upper bound of `Prefer: wait=N`.")
+    retry_after_seconds: int = Field(30, ge=1, description="Retry-After sent with a 503 for a full queue.")
+
+    # Job lifecycle
+    retention_seconds: int = Field(
+        7 * 86400, ge=60, description="How long a job and its files are kept after its last change."
+    )
+    job_time_limit: float = Field(3600.0, gt=0, description="A run longer than this is stopped and the job fails.")
+    visibility_timeout: int | None = Field(
+        None,
+        ge=1,
+        description="Seconds before an unacknowledged job is redelivered; must exceed the job time limit "
+        "(default: the limit + 10 min).",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Runs of one job before it fails as worker_lost (its worker died that many times)."
+    )
+    progress_interval: float = Field(
+        0.5, ge=0, description="Least seconds between two progress writes to a job record."
+    )
+    snapshot_every: int = Field(10, ge=0, description="Store a preview image every N iterations (0 = never).")
+    preview_size: int = Field(256, ge=16, le=2048, description="Longest side of the preview images.")
+    heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a worker announces itself; /readyz wants one within 3 beats."
+    )
+
+    # Webhooks
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for webhook signatures; webhooks are refused without one."
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a webhook receiver.")
+    webhook_max_attempts: int = Field(6, ge=1, description="Deliveries tried before a webhook is given up.")
+    webhook_backoff_seconds: float = Field(2.0, gt=0, description="First retry delay; doubles with each attempt.")
+
+    log_level: str = Field("INFO", description="Log level of the API and the worker.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """One environment variable holds all keys, separated by commas (blank entries are dropped)."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _is_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _is_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
+            raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
+        return level
+
+    @model_validator(mode="after")
+    def _redelivery_after_longest_job(self) -> Settings:
+        """A visibility timeout shorter than a job would hand a healthy running job to a second worker."""
+        if self.visibility_timeout is not None and self.visibility_timeout <= self.job_time_limit:
+            raise ValueError(
+                f"visibility_timeout ({self.visibility_timeout} s) must exceed job_time_limit ({self.job_time_limit} s)"
+            )
+        return self
+
+    @property
+    def redelivery_seconds(self) -> int:
+        """The broker's visibility timeout: configured, or the job time limit plus ten minutes."""
+        return self.visibility_timeout or int(self.job_time_limit) + 600
+
+    @property
+    def open_mode(self) -> bool:
+        """No keys configured: anyone may submit and every job is visible to every caller."""
+        return not self.api_keys
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Parse the environment once per process; invalid values fail here, at start-up."""
+    """The process-wide settings, read once from the environment."""
     return Settings()

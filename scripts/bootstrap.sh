@@ -14,11 +14,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-stamp=".venv/.restyle-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: installing restyle$([ -n "$extras" ] && echo "[$extras]") into .venv (torch==2.14.1 is pinned)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e "$spec"
-  echo "$want" > "$stamp"
+# One stamp per extras set; an install with the dev extras also satisfies a plain one.
+hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+stamp=".venv/.restyle-installed-${extras:-base}"
+installed() { [ "$(cat "$1" 2>/dev/null)" = "$hash" ]; }
+if installed "$stamp" || { [ -z "$extras" ] && installed .venv/.restyle-installed-dev; }; then
+  exit 0
 fi
+echo "bootstrap: installing restyle$([ -n "$extras" ] && echo "[$extras]") into .venv (torch==2.14.1 is pinned)"
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e "$spec"
+echo "$hash" > "$stamp"

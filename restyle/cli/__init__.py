@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from restyle.cli import stylize
+from restyle.cli import serve, stylize
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restyle", description="Repaint a photo in the style of an artwork.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stylize.add_parser(commands)
+    serve.add_parsers(commands)
     return parser
 
 

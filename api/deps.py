@@ -1,0 +1,81 @@
+"""What routes depend on, as ``Annotated`` aliases: the process's services and the caller's identity."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import redis
+from celery import Celery
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis as AsyncRedis
+
+from api.metrics import ServiceMetrics
+from api.problems import Unauthorized
+from restyle.jobs import JobStore
+from restyle.settings import Settings
+from restyle.storage import Storage
+from restyle.workers import WorkerRegistry
+
+# Every caller is this owner when no keys are configured, so all jobs are visible to all.
+OPEN_OWNER = "public"
+
+
+@dataclass
+class Services:
+    """Long-lived clients of one API process, built once in ``create_app``."""
+
+    settings: Settings
+    redis: redis.Redis[bytes]
+    events_redis: AsyncRedis[bytes]
+    store: JobStore
+    storage: Storage
+    workers: WorkerRegistry
+    celery: Celery
+    metrics: ServiceMetrics
+    owners: dict[str, str] = field(default_factory=dict)  # API key -> owner id
+
+
+def owner_of(key: str) -> str:
+    """A stable, non-secret owner id for an API key (records never hold the key itself)."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from RESTYLE_API_KEYS (none needed in open mode).")
+
+
+def get_owner(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None,
+        Query(
+            include_in_schema=False,
+            description="The API key for GET requests from browsers (EventSource, <img>) that cannot send headers.",
+        ),
+    ] = None,
+) -> str:
+    """The caller's owner id from its Bearer key; 401 for a missing or unknown key."""
+    if services.settings.open_mode:
+        return OPEN_OWNER
+    token = credentials.credentials if credentials else (access_token if request.method == "GET" else None)
+    if not token:
+        raise Unauthorized("send an API key: Authorization: Bearer <key>")
+    matches = [owner for key, owner in services.owners.items() if hmac.compare_digest(key.encode(), token.encode())]
+    if not matches:
+        raise Unauthorized("unknown API key")
+    return matches[0]
+
+
+OwnerDep = Annotated[str, Depends(get_owner)]

@@ -1,0 +1,72 @@
+"""The FastAPI application: builds the process's services from Settings and wires routers, middleware and
+error mapping. Run it with ``restyle api`` (or ``uvicorn --factory api.main:create_app``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+import redis.asyncio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import problems
+from api.deps import Services, owner_of
+from api.metrics import RequestMetrics, ServiceMetrics
+from api.routes import health, jobs, metrics, page
+from api.uploads import UploadLimit
+from restyle.broker import create_celery
+from restyle.jobs import JobStore
+from restyle.settings import Settings, get_settings
+from restyle.storage import open_storage
+from restyle.workers import WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Repaint a photo in the style of one to four paintings (Gatys et al. neural style transfer).
+
+Submit a job with `POST /v1/jobs` (multipart: `content`, `style`…, parameters as form fields), poll
+`GET /v1/jobs/{id}` (or follow `/events`), download `GET /v1/jobs/{id}/result`. Errors are
+`application/problem+json` with a stable `code`.
+"""
+
+
+def build_services(settings: Settings) -> Services:
+    client = redis.Redis.from_url(settings.redis_url)
+    store = JobStore(client, settings.key_prefix, settings.retention_seconds)
+    return Services(
+        settings=settings,
+        redis=client,
+        events_redis=redis.asyncio.Redis.from_url(settings.redis_url),
+        store=store,
+        storage=open_storage(settings),
+        workers=WorkerRegistry(client, settings.key_prefix),
+        celery=create_celery(settings),
+        metrics=ServiceMetrics(store),
+        owners={key.get_secret_value(): owner_of(key.get_secret_value()) for key in settings.api_keys},
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app bound to ``settings`` (the environment's by default)."""
+    services = build_services(settings or get_settings())
+    if services.settings.open_mode:
+        log.warning("no RESTYLE_API_KEYS configured: the API is open to anyone who can reach it")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.events_redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose()
+        services.redis.close()
+
+    app = FastAPI(title="Restyle", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(UploadLimit, max_bytes=services.settings.max_upload_bytes)
+    app.add_middleware(RequestMetrics, metrics=services.metrics)
+    for module in (jobs, health, metrics, page):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR, check_dir=False), name="static")
+    return app

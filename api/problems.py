@@ -1,0 +1,230 @@
+"""Every error the API answers, as RFC 9457 problem details (``application/problem+json``), mapped here only.
+
+Routes raise either a ``Problem`` (HTTP-level refusals) or the domain's own typed errors (engine errors,
+job-store errors, parameter validation); ``install`` maps each kind to one status and a stable ``code``
+that clients can branch on, with a ``detail`` that names what was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import InvalidImage, InvalidRequest
+from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One invalid field: where it is and what is wrong with it."""
+
+    field: str = Field(examples=["size"])
+    message: str = Field(examples=["Input should be less than or equal to 2048"])
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error response."""
+
+    type: str = Field(examples=["urn:restyle:problem:invalid_parameters"])
+    title: str = Field(examples=["Invalid parameters"])
+    status: int = Field(examples=[422])
+    code: str = Field(description="Stable machine-readable reason.", examples=["invalid_parameters"])
+    detail: str = Field(examples=["size: Input should be less than or equal to 2048"])
+    instance: str | None = Field(None, examples=["/v1/jobs"])
+    errors: list[FieldError] | None = None
+
+
+class Problem(Exception):
+    """An HTTP-level refusal raised by the API itself; subclasses fix the status, code and title."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Missing or unknown API key"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="restyle"'})
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class ResultNotReady(Problem):
+    status, code, title = 409, "job_not_finished", "The job has not finished"
+
+
+class NoResult(Problem):
+    status, code, title = 409, "job_has_no_result", "The job ended without a result"
+
+
+class PayloadTooLarge(Problem):
+    status, code, title = 413, "upload_too_large", "Upload too large"
+
+
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class InvalidUpload(Problem):
+    status, code, title = 422, "invalid_upload", "Invalid upload"
+
+
+class InvalidField(Problem):
+    status, code, title = 422, "invalid_parameters", "Invalid parameters"
+
+
+class QueueFull(Problem):
+    status, code, title = 503, "queue_full", "The queue is full"
+
+
+class NotReady(Problem):
+    status, code, title = 503, "not_ready", "Not ready"
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "upload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_parameters",
+}
+
+
+def respond(
+    request: Request,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[FieldError] | None = None,
+) -> JSONResponse:
+    """Render one problem."""
+    body = ProblemDetails(
+        type=f"urn:restyle:problem:{code}",
+        title=title,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.url.path,
+        errors=list(errors) if errors else None,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, headers=dict(headers or {}), media_type=MEDIA_TYPE
+    )
+
+
+def field_errors(error: ValidationError | RequestValidationError, skip: int = 0) -> list[FieldError]:
+    """Flatten pydantic's errors into ``field: message`` pairs; ``skip`` drops leading location parts."""
+    return [
+        FieldError(field=".".join(str(part) for part in item["loc"][skip:]) or "body", message=item["msg"])
+        for item in error.errors()
+    ]
+
+
+def install(app: FastAPI) -> None:
+    """Register the one mapping from exceptions to problem responses."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, error: Problem) -> JSONResponse:
+        return respond(request, error.status, error.code, error.title, error.detail, headers=error.headers)
+
+    @app.exception_handler(InvalidImage)
+    async def _invalid_image(request: Request, error: InvalidImage) -> JSONResponse:
+        return respond(request, 422, error.code, "Unusable image", error.message)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid_request(request: Request, error: InvalidRequest) -> JSONResponse:
+        return respond(request, 422, error.code, "Invalid request", error.message)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_params(request: Request, error: ValidationError) -> JSONResponse:
+        errors = field_errors(error)
+        detail = "; ".join(f"{item.field}: {item.message}" for item in errors)
+        return respond(request, 422, "invalid_parameters", "Invalid parameters", detail, errors=errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request_fields(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = field_errors(error, skip=1)  # drop "query"/"path"/"header"
+        detail = "; ".join(f"{item.field}: {item.message}" for item in errors)
+        return respond(request, 422, "invalid_parameters", "Invalid parameters", detail, errors=errors)
+
+    @app.exception_handler(JobNotFound)
+    async def _job_not_found(request: Request, error: JobNotFound) -> JSONResponse:
+        return respond(request, 404, "job_not_found", "No such job", str(error))
+
+    @app.exception_handler(InvalidTransition)
+    async def _job_finished(request: Request, error: InvalidTransition) -> JSONResponse:
+        return respond(request, 409, "job_already_finished", "The job has already finished", str(error))
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _key_reused(request: Request, error: IdempotencyConflict) -> JSONResponse:
+        return respond(request, 422, "idempotency_key_reused", "Idempotency-Key reused", str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(error.status_code, f"http_{error.status_code}")
+        title = code.replace("_", " ").capitalize()
+        return respond(request, error.status_code, code, title, str(error.detail), headers=error.headers)
+
+    async def _redis_down(request: Request, error: Exception) -> JSONResponse:
+        log.error("Redis unavailable on %s %s: %s", request.method, request.url.path, error)
+        return respond(
+            request,
+            503,
+            "redis_unavailable",
+            "Service unavailable",
+            "the job store or the queue is unreachable; try again shortly",
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(redis.RedisError, _redis_down)
+    app.add_exception_handler(OperationalError, _redis_down)  # kombu's wrapper when publishing fails
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return respond(request, 500, "internal_error", "Internal error", "the server failed; the error is logged")
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problems a route can answer, with the shared schema."""
+    return {
+        status: {"model": ProblemDetails, "content": {MEDIA_TYPE: {}}, "description": _DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    401: "Missing or unknown API key.",
+    404: "No such job for this key (never created, expired, or another key's).",
+    409: "The job is not in a state that allows this.",
+    413: "The upload exceeds the size limit.",
+    415: "The request is not multipart/form-data.",
+    422: "A file, a parameter or the Idempotency-Key is unusable; `detail` names it.",
+    503: "Temporarily unable: the queue is full (see Retry-After) or a dependency is down.",
+}

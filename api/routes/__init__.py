@@ -1,0 +1,1 @@
+"""One router per resource: jobs, health, metrics, and the web page."""

@@ -1,0 +1,259 @@
+"""``/v1/jobs``: submit, inspect, follow, cancel and download style-transfer jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from api.deps import OwnerDep, Services, ServicesDep
+from api.events import END_EVENT, KEEPALIVE_EVENT, JobWatcher, server_sent_event
+from api.problems import NoResult, NotFound, QueueFull, ResultNotReady, documented
+from api.uploads import RawSubmission, form_schema, read_form, validate
+from core.images import MEDIA_TYPES
+from restyle.broker import enqueue
+from restyle.jobs import JobProgress, JobPublic, JobRecord, input_keys, job_files, new_job_id
+from restyle.storage import ObjectNotFound
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[
+    str, Path(description="The job's id, as returned on submission.", examples=["0190f5c2-7a1e-7c3b-9a4e-2f1d0c9b8a7f"])
+]
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_EVENT_EXAMPLE = 'event: job\nid: 3\ndata: {"id": "0190f5c2-…", "status": "running", "progress": {…}, …}\n\n'
+_IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()}}
+}
+
+
+class JobList(BaseModel):
+    """A page of the caller's jobs, newest first."""
+
+    jobs: list[JobPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+def _base_url(request: Request, services: Services) -> str:
+    return (services.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _public(request: Request, services: Services, record: JobRecord) -> JobPublic:
+    return JobPublic.from_record(record, _base_url(request, services))
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a job",
+    response_model=JobPublic,
+    openapi_extra=form_schema(),
+    responses={
+        201: {"model": JobPublic, "description": "With `Prefer: wait`, the job finished within the wait."},
+        **documented(401, 413, 415, 422, 503),
+    },
+)
+async def create_job(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=255, description="Repeat a submission safely: the same key returns the same job."),
+    ] = None,
+    prefer: Annotated[
+        str | None, Header(description="`wait=N` (N ≤ 60) holds the answer until the job ends or N seconds pass.")
+    ] = None,
+) -> JobPublic:
+    """Upload a photo (`content`) and one to four paintings (`style`, repeated) with any engine parameters
+    as form fields; the job is queued and answered with `202` and its `Location`.
+
+    ```
+    curl -H "Authorization: Bearer $KEY" -F content=@photo.jpg -F style=@painting.jpg \\
+         -F size=512 -F style_weight=1e4 http://127.0.0.1:8000/v1/jobs
+    ```
+    """
+    try:
+        raw = await read_form(request)
+        record, created = await run_in_threadpool(_submit, services, owner, raw, idempotency_key)
+    finally:
+        await request.close()  # the uploads' temporary files
+    wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
+    if wait is not None:
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        record = await _wait_for_end(services, record, wait)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = str(request.url_for("get_job", job_id=record.id))
+    response.status_code = 201 if record.finished and wait is not None else 202
+    return _public(request, services, record)
+
+
+def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key: str | None) -> tuple[JobRecord, bool]:
+    """Validate, store the files, record and enqueue the job (blocking I/O and decoding: off the event loop)."""
+    store, settings = services.store, services.settings
+    if idempotency_key:
+        replay = store.find_idempotent(owner, idempotency_key, raw.fingerprint)
+        if replay is not None:
+            return replay, False
+    if store.queue_depth() >= settings.max_queue_depth:
+        raise QueueFull(
+            f"{settings.max_queue_depth} jobs are already waiting; try again later",
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
+    webhooks = settings.webhook_secret is not None
+    submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks_enabled=webhooks)
+    job_id = new_job_id()
+    content_key, style_keys = input_keys(job_id, len(submission.styles))
+    services.storage.put(content_key, submission.content)
+    for key, data in zip(style_keys, submission.styles, strict=True):
+        services.storage.put(key, data)
+    record = JobRecord(
+        id=job_id,
+        owner=owner,
+        params=submission.params,
+        style_count=len(submission.styles),
+        progress=JobProgress(total=submission.params.iterations),
+        created_at=datetime.now(UTC),
+        webhook_url=submission.webhook_url,
+        idempotency_key=idempotency_key,
+    )
+    stored, created = store.create(record, idempotency_key, submission.fingerprint)
+    if not created:  # a concurrent request with the same key won the race
+        for key in job_files(job_id):
+            services.storage.delete(key)
+        return stored, False
+    try:
+        enqueue(services.celery, settings, job_id)
+    except Exception as error:
+        store.fail(job_id, "enqueue_failed", f"the job could not be queued: {error}")
+        raise
+    return stored, True
+
+
+def _wait_seconds(prefer: str | None, limit: float) -> float | None:
+    match = _PREFER_WAIT.search(prefer or "")
+    return None if match is None else min(float(match.group(1)), limit)
+
+
+async def _wait_for_end(services: Services, record: JobRecord, seconds: float) -> JobRecord:
+    """The job once it is final, or as it stands after ``seconds``."""
+    watcher = JobWatcher(services.events_redis, services.store)
+    latest = record
+    with anyio.move_on_after(seconds):
+        async with contextlib.aclosing(watcher.changes(record.id)) as changes:
+            async for change in changes:
+                if change is not None:
+                    latest = change
+    return latest
+
+
+@router.get("", summary="List your jobs", response_model=JobList, responses=documented(401, 422))
+def list_jobs(
+    request: Request,
+    services: ServicesDep,
+    owner: OwnerDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
+) -> JobList:
+    """The caller's jobs, newest first."""
+    page = services.store.list_owned(owner, limit, cursor)
+    return JobList(jobs=[_public(request, services, record) for record in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.get("/{job_id}", summary="Get a job", response_model=JobPublic, responses=documented(401, 404))
+def get_job(request: Request, services: ServicesDep, owner: OwnerDep, job_id: JobId) -> JobPublic:
+    """Status, progress, latest losses, parameters and weights used, error or result link."""
+    return _public(request, services, services.store.get_owned(job_id, owner))
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a job", response_model=JobPublic, responses=documented(401, 404, 409))
+def cancel_job(request: Request, services: ServicesDep, owner: OwnerDep, job_id: JobId) -> JobPublic:
+    """A queued job is canceled at once and never starts; a running one stops within one iteration
+    (`cancel_requested` is true until its worker confirms). Canceling a canceled job is a no-op; a
+    succeeded or failed job answers `409`."""
+    return _public(request, services, services.store.cancel(job_id, owner))
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="Download the result",
+    response_class=Response,
+    responses={**_IMAGE_RESPONSES, **documented(401, 404, 409)},
+)
+def get_result(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
+    """The picture, with the Content-Type of the job's `output_format`; `409` until the job has succeeded."""
+    record = services.store.get_owned(job_id, owner)
+    if record.status in ("queued", "running"):
+        raise ResultNotReady(f"job {job_id} is {record.status}; poll it until its status is succeeded")
+    if record.status != "succeeded" or record.result_key is None:
+        raise NoResult(f"job {job_id} {record.status}; it has no result")
+    try:
+        data = services.storage.get(record.result_key)
+    except ObjectNotFound:
+        raise NotFound(f"the result of job {job_id} is no longer stored") from None
+    extension = "jpg" if record.params.output_format == "jpeg" else record.params.output_format
+    return Response(
+        data,
+        media_type=MEDIA_TYPES[record.params.output_format],
+        headers={
+            "Content-Disposition": f'inline; filename="restyle-{job_id}.{extension}"',
+            "Cache-Control": "private, max-age=31536000, immutable",
+        },
+    )
+
+
+@router.get(
+    "/{job_id}/preview",
+    summary="Latest in-progress picture",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        **documented(401, 404),
+    },
+)
+def get_preview(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
+    """A small JPEG of the picture so far (every `RESTYLE_SNAPSHOT_EVERY` iterations); `404` until the first."""
+    record = services.store.get_owned(job_id, owner)
+    if record.preview_key is None:
+        raise NotFound(f"job {job_id} has no preview yet")
+    try:
+        data = services.storage.get(record.preview_key)
+    except ObjectNotFound:
+        raise NotFound(f"job {job_id} has no preview yet") from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Follow a job live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"example": _EVENT_EXAMPLE}}}, **documented(401, 404)},
+)
+async def follow_job(request: Request, services: ServicesDep, owner: OwnerDep, job_id: JobId) -> StreamingResponse:
+    """Server-sent events: a `job` event (the job JSON) now and whenever it changes, then `end` after a
+    final state, when the stream closes. Browsers pass the key as `?access_token=` (EventSource cannot set
+    headers) and should `close()` on `end`, or EventSource reconnects."""
+    await run_in_threadpool(services.store.get_owned, job_id, owner)
+    watcher = JobWatcher(services.events_redis, services.store)
+    base_url = _base_url(request, services)
+
+    async def stream() -> Any:
+        async with contextlib.aclosing(watcher.changes(job_id)) as changes:
+            async for record in changes:
+                yield KEEPALIVE_EVENT if record is None else server_sent_event(record, base_url)
+        yield END_EVENT
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,213 @@
+"""Reading a job submission: a streamed size limit, the multipart form, and validation of files and fields.
+
+The form's parameter fields are exactly ``StyleParams``' fields (validated by the model itself, so ranges
+and messages are the engine's); the OpenAPI description of the form is derived from the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import InvalidField, InvalidUpload, PayloadTooLarge, UnsupportedMediaType, respond
+from core.images import decode_image
+from core.params import MAX_STYLES, StyleParams
+
+CONTENT_FIELD = "content"
+STYLE_FIELD = "style"
+WEBHOOK_FIELD = "webhook_url"
+_FILE_FIELDS = (CONTENT_FIELD, STYLE_FIELD)
+
+
+class UploadLimit:
+    """ASGI middleware refusing request bodies over ``max_bytes`` with 413, before they are read whole.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read; a chunked body is
+    counted as it streams and refused the moment it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = respond(
+                Request(scope),
+                413,
+                PayloadTooLarge.code,
+                PayloadTooLarge.title,
+                self._message(),
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(self._message(), headers={"Connection": "close"})
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"the request body exceeds the limit of {self.max_bytes:,} bytes (all images together)"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated job request: decoded pictures checked, raw bytes kept for storage."""
+
+    params: StyleParams
+    content: bytes
+    styles: list[bytes]
+    webhook_url: str | None
+    fingerprint: str  # identifies the request, to tell a replay from a reused Idempotency-Key
+
+
+@dataclass(frozen=True)
+class RawSubmission:
+    """The form split into files and fields, before any expensive check."""
+
+    content: UploadFile
+    styles: list[UploadFile]
+    fields: dict[str, str]
+    fingerprint: str
+
+
+async def read_form(request: Request) -> RawSubmission:
+    """Parse the multipart body and check its shape: one content file, 1–4 style files, text fields."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMediaType(
+            "send multipart/form-data with a 'content' file and 1–4 'style' files "
+            "(curl -F content=@photo.jpg -F style=@painting.jpg)"
+        )
+    # Starlette's own caps sit above ours, so the messages below are the ones callers see.
+    form = await request.form(max_files=4 * (MAX_STYLES + 1), max_fields=200, max_part_size=64 * 1024)
+    unexpected = sorted({key for key, value in form.multi_items() if isinstance(value, UploadFile)} - set(_FILE_FIELDS))
+    if unexpected:
+        raise InvalidUpload(
+            f"unexpected file field(s) {', '.join(unexpected)}: send the photo as 'content' and paintings as 'style'"
+        )
+    contents = _files(form, CONTENT_FIELD)
+    styles = _files(form, STYLE_FIELD)
+    if len(contents) != 1:
+        raise InvalidUpload(f"send exactly one 'content' file, not {len(contents)}")
+    if not 1 <= len(styles) <= MAX_STYLES:
+        raise InvalidUpload(f"send between 1 and {MAX_STYLES} 'style' files (repeat the field), not {len(styles)}")
+    fields: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            continue
+        if key in fields:
+            raise InvalidField(f"{key}: give this field once")
+        fields[key] = value
+    digest = hashlib.sha256()
+    for key in sorted(fields):
+        digest.update(f"{key}={fields[key]}\0".encode())
+    for upload in [*contents, *styles]:
+        await upload.seek(0)
+        digest.update(hashlib.sha256(await upload.read()).digest())
+    return RawSubmission(content=contents[0], styles=styles, fields=fields, fingerprint=digest.hexdigest())
+
+
+def _files(form: FormData, name: str) -> list[UploadFile]:
+    values = form.getlist(name)
+    strings = [value for value in values if not isinstance(value, UploadFile)]
+    if strings:
+        raise InvalidUpload(f"'{name}' must be a file upload (curl -F {name}=@picture.jpg), not a text value")
+    return [value for value in values if isinstance(value, UploadFile)]
+
+
+def validate(raw: RawSubmission, *, max_pixels: int, webhooks_enabled: bool) -> Submission:
+    """Check parameters and pictures; slow (it decodes every image), so call it off the event loop."""
+    values: dict[str, Any] = dict(raw.fields)
+    webhook_url = values.pop(WEBHOOK_FIELD, None) or None
+    if webhook_url is not None:
+        _check_webhook(webhook_url, webhooks_enabled)
+    params = StyleParams.from_mapping(values)
+    params.blend_weights(len(raw.styles))
+    content = _read(raw.content)
+    styles = [_read(upload) for upload in raw.styles]
+    decode_image(content, max_pixels=max_pixels, name=f"content ({raw.content.filename or 'unnamed'})")
+    for index, (data, upload) in enumerate(zip(styles, raw.styles, strict=True), start=1):
+        decode_image(data, max_pixels=max_pixels, name=f"style {index} ({upload.filename or 'unnamed'})")
+    return Submission(params, content, styles, webhook_url, raw.fingerprint)
+
+
+def _read(upload: UploadFile) -> bytes:
+    upload.file.seek(0)
+    return upload.file.read()
+
+
+def _check_webhook(url: str, enabled: bool) -> None:
+    if not enabled:
+        raise InvalidField(f"{WEBHOOK_FIELD}: webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidField(f"{WEBHOOK_FIELD}: give an absolute http(s) URL, not {url!r}")
+
+
+def form_schema() -> dict[str, Any]:
+    """The OpenAPI request body of POST /v1/jobs, derived from StyleParams so it cannot drift."""
+    properties: dict[str, Any] = {
+        CONTENT_FIELD: {"type": "string", "format": "binary", "description": "The photo to repaint."},
+        STYLE_FIELD: {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "minItems": 1,
+            "maxItems": MAX_STYLES,
+            "description": f"One to {MAX_STYLES} paintings; repeat the field for several.",
+        },
+    }
+    for name, schema in StyleParams.model_json_schema()["properties"].items():
+        info = StyleParams.model_fields[name]
+        default = info.get_default(call_default_factory=True)
+        if "type" in schema and schema["type"] not in ("object", "array"):
+            properties[name] = schema
+        else:  # mappings and lists travel as text in a form: 'relu1_1:1,relu2_1:0.5', '3,1'
+            properties[name] = {
+                "type": "string",
+                "title": schema.get("title", name),
+                "description": info.description,
+                "example": _as_form_text(default) if default is not None else "3,1",
+            }
+    properties[WEBHOOK_FIELD] = {
+        "type": "string",
+        "format": "uri",
+        "description": "POSTed the job JSON (signed, X-Restyle-Signature) when it reaches a final state.",
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": [CONTENT_FIELD, STYLE_FIELD], "properties": properties},
+                    "encoding": {CONTENT_FIELD: {"contentType": "image/*"}, STYLE_FIELD: {"contentType": "image/*"}},
+                }
+            },
+        }
+    }
+
+
+def _as_form_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{key}:{weight:g}" for key, weight in value.items())
+    if isinstance(value, list):
+        return ",".join(f"{item:g}" for item in value)
+    return str(value)

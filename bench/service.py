@@ -1,0 +1,370 @@
+"""Service benchmark (prints figures; not a test): HTTP latency under pollers and uploads, and the time the
+service adds around the engine. Loopback only, bounded in requests and time, stops by itself. Usage:
+
+    .venv/bin/python bench/service.py                      # starts its own `restyle up` (random weights, CPU)
+    .venv/bin/python bench/service.py --url http://127.0.0.1:8000 [--api-key KEY]
+
+Figures and targets:
+- GET /v1/jobs/{id} with 50 concurrent pollers, p99 < 20 ms: each poller follows its own job at a steady
+  pace (a client polling, not a flood), once with the worker idle and once with it busy on the same CPU.
+- POST /v1/jobs with a 1 MB upload, p99 < 100 ms: one request at a time, the worker running those jobs.
+- Submit → first iteration, and last iteration → result downloadable, < 150 ms each (judged on p99): tiny
+  jobs on an idle worker, followed live on the job's event stream. The first is the time from sending the
+  POST to the first progress event, less the iterations that event covers (the iteration time comes from
+  the same stream); the second runs from the event of the last iteration to a completed download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import ipaddress
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+from PIL import Image
+
+POLLERS = 50
+MEGABYTE = 2**20
+# Our own service's Redis: db 15 and a fresh key prefix and queue, so a shared Redis is left as it was.
+OWN_REDIS_URL = os.environ.get("RESTYLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+TINY_JOB = {"size": "32", "iterations": "1"}
+TIMED_JOB = {"size": "32", "iterations": "10"}
+BUSY_JOB = {"size": "64", "iterations": "500"}
+# `restyle up` may wait for a running job before it stops its worker; past this, everything is killed.
+STOP_SECONDS = 60
+
+Json = dict[str, Any]
+
+
+class OutOfTime(RuntimeError):
+    """The run passed its --max-seconds budget."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    samples: list[float]  # seconds
+    target_ms: float
+    note: str = ""
+
+    def line(self) -> str:
+        if not self.samples:
+            return f"{self.name:<52} {'no samples':>21} {'':>13}  MISS  {self.note}"
+        p50, p99 = percentile(self.samples, 50) * 1e3, percentile(self.samples, 99) * 1e3
+        verdict = "PASS" if p99 < self.target_ms else "MISS"
+        target = f"p99 < {self.target_ms:g} ms"
+        return f"{self.name:<52} {p50:8.1f} {p99:8.1f} ms {target:>15}  {verdict}  n={len(self.samples)} {self.note}"
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile: the smallest sample with at least pct % of the samples at or below it."""
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def png(width: int, height: int, noise: bool = False) -> bytes:
+    """A picture in memory: noise (incompressible, so its size is predictable) or a smooth gradient."""
+    if noise:
+        image = Image.frombytes("RGB", (width, height), random.randbytes(width * height * 3))
+    else:
+        image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Bench:
+    """One run against one service; every wait is bounded by the run's deadline."""
+
+    def __init__(self, client: httpx.AsyncClient, deadline: float) -> None:
+        self.client = client
+        self.deadline = deadline
+        self.small = png(48, 40)
+        side = int((MEGABYTE / 3) ** 0.5)
+        self.megabyte = png(side, side, noise=True)
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise OutOfTime("the benchmark ran out of its time budget (--max-seconds)")
+        return left
+
+    async def submit(self, params: dict[str, str], content: bytes | None = None) -> Json:
+        files = [
+            ("content", ("content.png", content or self.small, "image/png")),
+            ("style", ("style.png", self.small, "image/png")),
+        ]
+        response = await self.client.post("/v1/jobs", files=files, data=params, timeout=self.remaining())
+        response.raise_for_status()
+        job: Json = response.json()
+        return job
+
+    async def wait_final(self, job_ids: list[str]) -> list[Json]:
+        """Poll (gently) until every job is final."""
+        final: dict[str, Json] = {}
+        while len(final) < len(job_ids):
+            for job_id in job_ids:
+                if job_id not in final:
+                    job = (await self.client.get(f"/v1/jobs/{job_id}", timeout=self.remaining())).json()
+                    if job["status"] in ("succeeded", "failed", "canceled"):
+                        final[job_id] = job
+            await asyncio.sleep(min(0.2, self.remaining()))
+        return [final[job_id] for job_id in job_ids]
+
+    async def poll(self, job_ids: list[str], seconds: float, interval: float) -> list[float]:
+        """Latencies of GET /v1/jobs/{id}: one poller per job, each at a steady pace, for ``seconds``."""
+        latencies: list[float] = []
+        stop = time.monotonic() + min(seconds, self.remaining())
+
+        async def poller(job_id: str) -> None:
+            await asyncio.sleep(random.uniform(0, interval))  # spread the pollers out, as real clients are
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                response = await self.client.get(f"/v1/jobs/{job_id}")
+                latencies.append(time.perf_counter() - started)
+                response.raise_for_status()
+                await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+        await asyncio.gather(*(poller(job_id) for job_id in job_ids))
+        return latencies
+
+    async def post_latencies(self, count: int) -> tuple[list[float], list[str]]:
+        latencies, job_ids = [], []
+        for _ in range(count):
+            self.remaining()
+            started = time.perf_counter()
+            job = await self.submit(TINY_JOB, content=self.megabyte)
+            latencies.append(time.perf_counter() - started)
+            job_ids.append(job["id"])
+        return latencies, job_ids
+
+    async def follow(self, params: dict[str, str]) -> tuple[float, float, Json] | None:
+        """One job from submission to download: (submit → first iteration, last iteration → downloadable, job);
+        None when the stream could not tell the first iteration from the last (then nothing is measured)."""
+        sent = time.perf_counter()
+        job = await self.submit(params)
+        total = int(params["iterations"])
+        first: tuple[float, int] | None = None  # (arrival time, iteration) of the first progress event
+        last: float | None = None  # arrival time of the event for the last iteration
+        async with self.client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=self.remaining()) as events:
+            async for line in events.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                arrived = time.perf_counter()
+                state = json.loads(line.removeprefix("data: "))
+                iteration = state.get("progress", {}).get("iteration", 0)
+                if state.get("status") == "running" and iteration > 0:
+                    first = first or (arrived, iteration)
+                    if iteration == total:
+                        last = arrived
+                if state.get("status") in ("succeeded", "failed", "canceled"):
+                    job = state
+                    break
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+        if first is None or last is None or first[1] == total:
+            return None
+        download = await self.client.get(job["result_url"], timeout=self.remaining())
+        download.raise_for_status()
+        downloaded = time.perf_counter()
+        iteration_seconds = (last - first[0]) / (total - first[1])
+        to_first = first[0] - sent - first[1] * iteration_seconds
+        return to_first, downloaded - last, job
+
+    async def cancel(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            await self.client.post(f"/v1/jobs/{job_id}/cancel", timeout=self.remaining())
+
+
+def seconds_between(job: Json, start: str, end: str) -> float:
+    return (datetime.fromisoformat(job[end]) - datetime.fromisoformat(job[start])).total_seconds()
+
+
+async def measure(url: str, api_key: str | None, args: argparse.Namespace) -> list[str]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    limits = httpx.Limits(max_connections=POLLERS + 10, max_keepalive_connections=POLLERS + 10)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+        bench = Bench(client, time.monotonic() + args.max_seconds)
+        # Warm up both the API's and the worker's paths once before timing anything.
+        await bench.wait_final([(await bench.submit(TINY_JOB))["id"]])
+
+        idle_ids = [(await bench.submit(TINY_JOB))["id"] for _ in range(POLLERS)]
+        await bench.wait_final(idle_ids)
+        idle = await bench.poll(idle_ids, args.poll_seconds, args.poll_interval)
+
+        busy_ids = [(await bench.submit(BUSY_JOB))["id"] for _ in range(POLLERS)]
+        busy = await bench.poll(busy_ids, args.poll_seconds, args.poll_interval)
+        await bench.cancel(busy_ids)
+        await bench.wait_final(busy_ids)
+
+        posts, posted_ids = await bench.post_latencies(args.posts)
+        await bench.wait_final(posted_ids)
+
+        to_first, to_download, worker_extra, queue_waits = [], [], [], []
+        for _ in range(args.jobs):
+            followed = await bench.follow(TIMED_JOB)
+            if followed is None:
+                continue
+            first, downloadable, job = followed
+            to_first.append(first)
+            to_download.append(downloadable)
+            queue_waits.append(seconds_between(job, "created_at", "started_at"))
+            worker_extra.append(seconds_between(job, "started_at", "finished_at") - job["run_seconds"])
+
+    pace = f"each every {args.poll_interval:g} s"
+    figures = [
+        Figure(f"GET /v1/jobs/{{id}}, {POLLERS} pollers, worker idle", idle, 20, pace),
+        Figure(f"GET /v1/jobs/{{id}}, {POLLERS} pollers, worker busy", busy, 20, pace),
+        Figure("POST /v1/jobs, 1 MB upload", posts, 100, f"({len(bench.megabyte) / MEGABYTE:.2f} MiB bodies)"),
+        Figure("submit → engine's first iteration", to_first, 150, f"of {args.jobs} jobs"),
+        Figure("engine's last iteration → result downloadable", to_download, 150, f"of {args.jobs} jobs"),
+    ]
+    median_ms = {
+        name: statistics.median(values) * 1e3 for name, values in (("queue", queue_waits), ("worker", worker_extra))
+    }
+    return [
+        f"{'figure':<52} {'p50':>8} {'p99':>8}    {'target':>15}",
+        *(figure.line() for figure in figures),
+        "",
+        "Breakdown from the job records (median of the followed jobs):",
+        f"  created_at → started_at (API and queue hand-over):        {median_ms['queue']:7.1f} ms",
+        f"  started_at → finished_at outside the engine's run_seconds: {median_ms['worker']:7.1f} ms",
+    ]
+
+
+def require_loopback(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        sys.exit(f"bench/service.py only measures a service on this machine (loopback), not {host!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def own_service(log_path: Path) -> Iterator[str]:
+    """`restyle up` on a free loopback port with random weights, its own storage, key prefix and queue;
+    stopped, and its Redis keys and files removed, on the way out."""
+    port = free_port()
+    tag = f"restyle-bench-{uuid.uuid4().hex[:10]}"
+    storage = Path(tempfile.mkdtemp(prefix="restyle-bench-"))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RESTYLE_")}
+    env.update(
+        RESTYLE_REDIS_URL=OWN_REDIS_URL,
+        RESTYLE_KEY_PREFIX=tag,
+        RESTYLE_QUEUE=tag,
+        RESTYLE_STORAGE_DIR=str(storage),
+        RESTYLE_WEIGHTS="random",
+        RESTYLE_DEVICE="cpu",
+        RESTYLE_LOG_LEVEL="WARNING",
+        RESTYLE_MAX_QUEUE_DEPTH="1000",
+    )
+    restyle = Path(sys.executable).with_name("restyle")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(restyle), "up", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so nothing it started can outlive the run
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process, log_path)
+        yield url
+    finally:
+        stop(process)
+        client = redis.Redis.from_url(OWN_REDIS_URL)
+        keys = list(client.scan_iter(match=f"{tag}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as Ctrl-C would (`restyle up` stops its worker, waiting for a running job up to a limit);
+    then SIGKILL for whatever is left in the process group, so no orphaned worker keeps consuming."""
+    process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, patience: float = 120.0) -> None:
+    """Until /readyz says a worker is alive (the worker beats once its network is loaded)."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"`restyle up` exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    log = log_path.read_text(errors="replace")[-3000:]
+    sys.exit(f"the service on {url} was not ready after {patience:g} s:\n{log}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="measure a running service at this loopback URL instead of starting one")
+    parser.add_argument("--api-key", default=os.environ.get("RESTYLE_BENCH_API_KEY"), help="Bearer key for --url")
+    parser.add_argument("--poll-seconds", type=float, default=10.0, help="length of each polling phase")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between one poller's requests")
+    parser.add_argument("--posts", type=int, default=100, help="number of 1 MB submissions")
+    parser.add_argument("--jobs", type=int, default=20, help="number of jobs followed for the overheads")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="give up after this long")
+    args = parser.parse_args()
+
+    print(f"Restyle service benchmark: {os.cpu_count()} CPU cores; other load on the machine shows in the figures.")
+    try:
+        if args.url:
+            require_loopback(args.url)
+            print(f"service: {args.url} (as configured there)\n")
+            lines = asyncio.run(measure(args.url.rstrip("/"), args.api_key, args))
+        else:
+            with tempfile.TemporaryDirectory() as scratch, own_service(Path(scratch) / "service.log") as url:
+                print(f"service: `restyle up` on {url}, random weights, CPU, Redis {OWN_REDIS_URL}\n")
+                lines = asyncio.run(measure(url, None, args))
+    except OutOfTime as error:
+        sys.exit(str(error))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""``restyle api``, ``restyle worker`` and ``restyle up``: the service's processes, configured by RESTYLE_… settings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import uuid
+
+from restyle.settings import Settings, get_settings
+
+# How long a worker may take to finish its current iteration and leave after `restyle up` is stopped.
+WORKER_STOP_SECONDS = 20
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the three service subcommands."""
+    api = commands.add_parser("api", help="run the HTTP API", description="Serve the HTTP API with uvicorn.")
+    _add_http_flags(api)
+    api.set_defaults(run=run_api)
+
+    worker = commands.add_parser(
+        "worker", help="run a worker", description="Run a Celery worker that executes jobs from the queue."
+    )
+    _add_worker_flags(worker)
+    worker.set_defaults(run=run_worker)
+
+    up = commands.add_parser(
+        "up",
+        help="run a worker and the API together",
+        description="Start a worker process and the API; Ctrl-C (or SIGTERM) stops both.",
+    )
+    _add_http_flags(up)
+    _add_worker_flags(up)
+    up.set_defaults(run=run_up)
+
+
+def _add_http_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+
+
+def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="jobs run at once (default: 1, one engine in the worker process; above 1, a prefork pool "
+        "with one engine per child: only with the memory for N networks)",
+    )
+
+
+def worker_argv(settings: Settings, concurrency: int, name: str | None = None) -> list[str]:
+    """Celery worker arguments for our queue; a solo pool keeps the engine in the worker's own process.
+
+    Every worker gets a unique node name (Celery's default, celery@host, collides on one machine).
+    """
+    pool = ["--pool", "solo"] if concurrency <= 1 else ["--pool", "prefork", "--concurrency", str(concurrency)]
+    return [
+        "worker",
+        "--queues",
+        settings.queue,
+        *pool,
+        # Gossip and mingle talk to every worker on the broker (other deployments too) and slow start-up.
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        settings.log_level,
+        "--hostname",
+        name or f"restyle-{uuid.uuid4().hex[:8]}@%h",
+    ]
+
+
+def run_api(args: argparse.Namespace) -> int:
+    """Serve the API in this process until interrupted."""
+    import uvicorn
+
+    settings = get_settings()
+    _configure_logging(settings)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker in this process until it is shut down."""
+    from worker.app import app
+
+    settings = get_settings()
+    try:
+        app.worker_main(worker_argv(settings, args.concurrency))
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """A worker in a child process and the API in this one; Ctrl-C or SIGTERM stops both and exits 0."""
+    settings = get_settings()
+    _configure_logging(settings)
+    command = [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, args.concurrency)]
+    worker = subprocess.Popen(command)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler: make that handler
+    # unwind this function (so the worker is stopped too) instead of killing the process on the spot.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    print(f"Restyle: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", flush=True)
+    try:
+        run_api(args)
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        _stop(worker)
+    return 0
+
+
+class _Stop(Exception):
+    """SIGTERM arrived."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """Warm shutdown (the worker finishes its current job); past the grace period, kill it: that job's message
+    stays unacknowledged and is redelivered to the next worker."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,126 @@
+"""Webhooks: when a job reaches a final state, POST its JSON to the job's ``webhook_url``, signed and retried.
+
+The final transition in ``JobStore`` puts the job id on a due-list in Redis in the same transaction, so a
+webhook is never forgotten between "job finished" and "webhook sent". A dispatcher thread in each worker
+process claims due entries with a lease (a crashed dispatcher's claims fall due again), sends them, and on
+failure reschedules with exponential backoff until ``webhook_max_attempts``.
+
+Receivers check ``X-Restyle-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under the shared
+secret, with ``verify_signature``; ``X-Restyle-Delivery`` is stable across retries of one delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+
+import httpx
+
+from restyle.jobs import JobPublic, JobStore
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Restyle-Signature"
+EVENT_HEADER = "X-Restyle-Event"
+DELIVERY_HEADER = "X-Restyle-Delivery"
+
+# Atomically take the due entries and push their due time past the lease, so no other dispatcher sends them.
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header's value for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, secret: str, signature: str) -> bool:
+    """What a receiver runs on the raw body; constant-time, so the signature cannot be guessed byte by byte."""
+    return hmac.compare_digest(sign(body, secret), signature)
+
+
+class WebhookDispatcher:
+    """Sends due webhooks; ``run`` loops in a background thread of a worker process."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        secret: str,
+        *,
+        timeout: float,
+        max_attempts: int,
+        backoff_seconds: float,
+        public_url: str | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.store = store
+        self.secret = secret
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.base_url = (public_url or "").rstrip("/")
+        self.client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self._attempts = f"{store.prefix}:webhooks:attempts"
+        self._claim = store.redis.register_script(_CLAIM)
+
+    def deliver_due(self, batch: int = 10) -> int:
+        """Send every webhook that is due now; returns how many were tried."""
+        now = time.time()
+        lease = now + self.timeout + 30
+        claimed = self._claim(keys=[self.store.webhooks_due], args=[now, lease, batch])
+        for raw in claimed:
+            self._deliver(raw.decode())
+        return len(claimed)
+
+    def run(self, stop: threading.Event, interval: float = 0.25) -> None:
+        """Deliver until ``stop`` is set; Redis hiccups are logged and retried, never fatal to the worker."""
+        while not stop.is_set():
+            try:
+                if self.deliver_due():
+                    continue
+            except Exception:
+                log.exception("webhook dispatch failed; retrying")
+            stop.wait(interval)
+
+    def _deliver(self, job_id: str) -> None:
+        record = self.store.get(job_id)
+        if record is None or not record.webhook_url:
+            self._forget(job_id)  # purged after retention, nothing left to announce
+            return
+        body = JobPublic.from_record(record, self.base_url).model_dump_json().encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "restyle-webhook/1",
+            SIGNATURE_HEADER: sign(body, self.secret),
+            EVENT_HEADER: f"job.{record.status}",
+            DELIVERY_HEADER: f"{job_id}.{record.version}",
+        }
+        try:
+            response = self.client.post(record.webhook_url, content=body, headers=headers, timeout=self.timeout)
+            problem = None if response.is_success else f"receiver answered {response.status_code}"
+        except httpx.HTTPError as error:
+            problem = f"{type(error).__name__}: {error}"
+        if problem is None:
+            log.info("webhook for job %s delivered to %s", job_id, record.webhook_url)
+            self._forget(job_id)
+            return
+        attempts = int(self.store.redis.hincrby(self._attempts, job_id, 1))
+        if attempts >= self.max_attempts:
+            log.error("webhook for job %s given up after %d attempts: %s", job_id, attempts, problem)
+            self._forget(job_id)
+            return
+        delay = self.backoff_seconds * 2 ** (attempts - 1)
+        log.warning("webhook for job %s failed (%s); attempt %d in %.1f s", job_id, problem, attempts + 1, delay)
+        self.store.redis.zadd(self.store.webhooks_due, {job_id: time.time() + delay})
+
+    def _forget(self, job_id: str) -> None:
+        with self.store.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.store.webhooks_due, job_id)
+            pipe.hdel(self._attempts, job_id)
+            pipe.execute()

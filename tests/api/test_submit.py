@@ -1,0 +1,98 @@
+"""Submitting jobs and getting results: the happy paths of POST /v1/jobs, end to end through a real worker."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+from PIL import Image
+
+from tests.conftest import ApiServer, WorkerProcess, finished, make_png, submit, wait_for
+
+
+def test_a_submitted_job_is_accepted_with_its_location(client: httpx.Client) -> None:
+    response = submit(client)
+    assert response.status_code == 202
+    job = response.json()
+    assert job["status"] == "queued"
+    assert response.headers["Location"].endswith(f"/v1/jobs/{job['id']}")
+
+
+def test_a_job_runs_to_a_result_of_the_requested_size(client: httpx.Client, worker: WorkerProcess) -> None:
+    job = submit(client, content=make_png(48, 40), size=32).json()
+    done = wait_for(client, job["id"], finished)
+    assert done["status"] == "succeeded", done
+    result = client.get(done["result_url"])
+    assert result.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(result.content)).size == (32, 27)
+
+
+def test_a_finished_job_reports_weights_losses_and_parameters(client: httpx.Client, worker: WorkerProcess) -> None:
+    job = submit(client, style_weight="5000", iterations=4).json()
+    done = wait_for(client, job["id"], finished)
+    assert done["weights"] == "random(seed=0)"
+    assert set(done["losses"]) == {"content", "style", "tv", "total"}
+    assert (done["params"]["style_weight"], done["params"]["iterations"]) == (5000, 4)
+    assert done["progress"] == {"iteration": 4, "total": 4, "percent": 100.0}
+
+
+def test_several_styles_are_blended_into_one_result(client: httpx.Client, worker: WorkerProcess) -> None:
+    job = submit(client, styles=3, style_blend="3,1,1").json()
+    done = wait_for(client, job["id"], finished)
+    assert (done["status"], done["style_count"]) == ("succeeded", 3)
+    assert done["params"]["style_blend"] == [3, 1, 1]
+
+
+def test_the_result_has_the_content_type_of_the_output_format(client: httpx.Client, worker: WorkerProcess) -> None:
+    job = submit(client, output_format="jpeg").json()
+    done = wait_for(client, job["id"], finished)
+    result = client.get(done["result_url"])
+    assert result.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(result.content)).format == "JPEG"
+
+
+def test_prefer_wait_answers_with_the_finished_job(client: httpx.Client, worker: WorkerProcess) -> None:
+    response = submit(client, headers={"Prefer": "wait=60"})
+    assert response.status_code == 201
+    assert response.json()["status"] == "succeeded"
+    assert response.headers["Preference-Applied"] == "wait=60"
+
+
+def test_prefer_wait_gives_up_after_the_wait_and_answers_the_job_as_it_stands(idle_api: ApiServer) -> None:
+    with idle_api.client() as http:
+        response = submit(http, headers={"Prefer": "wait=1"})
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+
+
+def test_the_result_is_refused_while_the_job_is_unfinished(idle_api: ApiServer) -> None:
+    with idle_api.client() as http:
+        job = submit(http).json()
+        response = http.get(f"/v1/jobs/{job['id']}/result")
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_not_finished"
+
+
+def test_the_same_idempotency_key_returns_the_same_job(idle_api: ApiServer) -> None:
+    with idle_api.client() as http:
+        first = submit(http, headers={"Idempotency-Key": "order-42"})
+        again = submit(http, headers={"Idempotency-Key": "order-42"})
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(idle_api: ApiServer) -> None:
+    with idle_api.client() as http:
+        submit(http, headers={"Idempotency-Key": "order-43"}, size=32)
+        response = submit(http, headers={"Idempotency-Key": "order-43"}, size=48)
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+
+
+def test_jobs_are_listed_newest_first_in_pages(idle_api: ApiServer) -> None:
+    with idle_api.client() as http:
+        ids = [submit(http).json()["id"] for _ in range(3)]
+        first = http.get("/v1/jobs", params={"limit": 2}).json()
+        second = http.get("/v1/jobs", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [job["id"] for job in first["jobs"] + second["jobs"]] == ids[::-1]
+    assert second["next_cursor"] is None

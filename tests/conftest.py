@@ -1,0 +1,363 @@
+"""Shared fixtures for the service's tests: isolated settings, real Redis, API servers and worker processes.
+
+Isolation: Redis db 15 (``RESTYLE_TEST_REDIS_URL`` overrides), a fresh key prefix and Celery queue for every
+settings object, a temporary storage directory; keys are removed by prefix afterwards (never FLUSHDB: the
+Redis is shared). Workers are real ``celery worker`` processes with random VGG weights; the API runs in a
+real uvicorn server on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from PIL import Image, ImageDraw
+from pydantic import SecretStr
+
+from restyle.cli.serve import worker_argv
+from restyle.settings import Settings
+from restyle.workers import WorkerRegistry
+
+REDIS_URL = os.environ.get("RESTYLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ALICE, BOB = "alice-key", "bob-key"
+WEBHOOK_SECRET = "webhook-test-secret"
+# Long enough for a loaded 2-core machine; only a broken test ever waits this long.
+PATIENCE_SECONDS = 120.0
+
+MakeSettings = Callable[..., Settings]
+Json = dict[str, Any]
+
+
+# Pictures -------------------------------------------------------------------------------------------------
+
+
+def make_png(width: int = 48, height: int = 40, seed: int = 0, image_format: str = "PNG") -> bytes:
+    """A small picture with some structure (stripes and a disc), encoded in memory."""
+    image = Image.new("RGB", (width, height), (40 + 50 * seed % 200, 90, 160))
+    draw = ImageDraw.Draw(image)
+    for x in range(0, width, 6):
+        draw.line([(x, 0), (x + height, height)], fill=(230, 200 - 30 * seed % 200, 60), width=2)
+    draw.ellipse((width // 4, height // 4, width // 2, height // 2), fill=(20, 20, 20))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+# Settings and Redis ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis[bytes]]:
+    client: redis.Redis[bytes] = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"the service tests need Redis at {REDIS_URL} ({error})")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def make_settings(tmp_path_factory: pytest.TempPathFactory, redis_client: redis.Redis[bytes]) -> Iterator[MakeSettings]:
+    """Settings with a unique prefix, queue and storage directory, tuned for tiny fast jobs."""
+    prefixes: list[str] = []
+
+    def make(**overrides: Any) -> Settings:
+        tag = uuid.uuid4().hex[:12]
+        values: dict[str, Any] = {
+            "redis_url": REDIS_URL,
+            "key_prefix": f"restyle-test-{tag}",
+            "queue": f"restyle-test-{tag}",
+            "storage_dir": tmp_path_factory.mktemp("storage"),
+            "weights": "random",
+            "device": "cpu",
+            "api_keys": [ALICE, BOB],
+            "max_upload_bytes": 256 * 1024,
+            "max_image_pixels": 1_000_000,
+            "progress_interval": 0.0,
+            "snapshot_every": 2,
+            "heartbeat_seconds": 0.5,
+            "job_time_limit": 300,
+            "webhook_secret": WEBHOOK_SECRET,
+            "webhook_backoff_seconds": 0.2,
+            "webhook_timeout": 5,
+            "retry_after_seconds": 7,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        prefixes.append(settings.key_prefix)
+        return settings
+
+    yield make
+    for prefix in prefixes:
+        keys = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            redis_client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(scope="session")
+def settings(make_settings: MakeSettings) -> Settings:
+    """The session's service: the API and the worker that most end-to-end tests share."""
+    return make_settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in another process (and nothing from the caller's)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RESTYLE_")}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(item.get_secret_value() for item in value)
+        elif isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"RESTYLE_{name.upper()}"] = str(value)
+    return env
+
+
+# Workers --------------------------------------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """A real ``celery worker`` process for one settings object, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.name = f"restyle-test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        command = [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, 1, self.name)]
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=settings_env(settings), stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, client: redis.Redis[bytes]) -> None:
+        """Until the worker's heartbeat appears (it beats only after loading the network)."""
+        registry = WorkerRegistry(client, self.settings.key_prefix)
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.log()}")
+            if self.name in registry.alive(10):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"worker did not become ready:\n{self.log()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgement, no goodbye."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        """Cold shutdown (SIGQUIT): tests do not wait for a job still running when the session ends."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture(scope="session")
+def start_worker(
+    tmp_path_factory: pytest.TempPathFactory, redis_client: redis.Redis[bytes]
+) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    """Start a ready worker for some settings; every worker is stopped at the end of the session."""
+    workers: list[WorkerProcess] = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path_factory.mktemp("worker") / "worker.log")
+        workers.append(worker)
+        worker.wait_ready(redis_client)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, start_worker: Callable[[Settings], WorkerProcess]) -> WorkerProcess:
+    """The session's worker, consuming the session's queue."""
+    return start_worker(settings)
+
+
+# API servers ----------------------------------------------------------------------------------------------
+
+
+class ApiServer:
+    """The real app in a real uvicorn server on a free loopback port, in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        from api.main import create_app
+
+        self.settings = settings
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                pytest.fail("the API server did not start")
+            time.sleep(0.02)
+
+    def client(self, key: str | None = ALICE) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=PATIENCE_SECONDS)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.socket.close()
+
+
+@pytest.fixture(scope="session")
+def start_api() -> Iterator[Callable[[Settings], ApiServer]]:
+    servers: list[ApiServer] = []
+
+    def start(settings: Settings) -> ApiServer:
+        server = ApiServer(settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings, start_api: Callable[[Settings], ApiServer]) -> ApiServer:
+    """The session's API (jobs it accepts wait in the queue until a test asks for the ``worker``)."""
+    return start_api(settings)
+
+
+@pytest.fixture
+def client(api: ApiServer) -> Iterator[httpx.Client]:
+    """Alice's client of the session API."""
+    with api.client(ALICE) as http:
+        yield http
+
+
+@pytest.fixture
+def idle_api(make_settings: MakeSettings, start_api: Callable[[Settings], ApiServer]) -> ApiServer:
+    """An API of its own whose queue no worker consumes, so jobs stay queued."""
+    return start_api(make_settings())
+
+
+# Jobs -----------------------------------------------------------------------------------------------------
+
+
+def submit(
+    http: httpx.Client,
+    *,
+    styles: int = 1,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> httpx.Response:
+    """POST /v1/jobs with generated pictures; ``fields`` are form fields (tiny fast defaults)."""
+    form = {"size": "32", "iterations": "3", **{key: str(value) for key, value in fields.items()}}
+    files = [("content", ("photo.png", content or make_png(), "image/png"))]
+    files += [
+        ("style", (f"painting{index}.png", make_png(40, 40, seed=index + 1), "image/png")) for index in range(styles)
+    ]
+    return http.post("/v1/jobs", data=form, files=files, headers=headers or {})
+
+
+def wait_for(http: httpx.Client, job_id: str, until: Callable[[Json], bool]) -> Json:
+    """Poll the job until ``until(job)`` holds; fails (with the job) if it never does."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        response = http.get(f"/v1/jobs/{job_id}")
+        response.raise_for_status()
+        job: Json = response.json()
+        if until(job):
+            return job
+        if time.monotonic() > deadline:
+            pytest.fail(f"job never reached the expected state: {job}")
+        time.sleep(0.05)
+
+
+def finished(job: Json) -> bool:
+    return job["status"] in ("succeeded", "failed", "canceled")
+
+
+def running_with_progress(job: Json) -> bool:
+    return job["status"] == "running" and job["progress"]["iteration"] >= 1
+
+
+# Webhook receiver -----------------------------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """A local HTTP server that records every POST and answers with scripted statuses (then 200)."""
+
+    def __init__(self) -> None:
+        import queue
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.put((dict(self.headers.items()), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test asserts on what arrived."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def next(self) -> tuple[dict[str, str], bytes]:
+        """The next delivery; fails the test if none arrives."""
+        import queue
+
+        try:
+            return self.received.get(timeout=PATIENCE_SECONDS)
+        except queue.Empty:
+            pytest.fail("no webhook arrived")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()

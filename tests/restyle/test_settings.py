@@ -1,0 +1,64 @@
+"""Settings: read from RESTYLE_… variables, refusing bad configuration at start-up."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from restyle.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in [name for name in os.environ if name.startswith("RESTYLE_")]:
+        monkeypatch.delenv(name)
+
+
+def test_defaults_pick_the_best_weights_and_device_available() -> None:
+    settings = Settings()
+    assert (settings.weights, settings.device) == ("auto", None)
+
+
+def test_api_keys_are_one_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_API_KEYS", "first, second,,")
+    assert [key.get_secret_value() for key in Settings().api_keys] == ["first", "second"]
+
+
+def test_without_api_keys_the_service_runs_open() -> None:
+    assert Settings().open_mode
+
+
+def test_variables_use_the_restyle_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_MAX_QUEUE_DEPTH", "7")
+    assert Settings().max_queue_depth == 7
+
+
+def test_redelivery_defaults_to_ten_minutes_past_the_job_time_limit() -> None:
+    assert Settings(job_time_limit=100).redelivery_seconds == 700
+
+
+def test_a_visibility_timeout_within_the_job_time_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_JOB_TIME_LIMIT", "60")
+    monkeypatch.setenv("RESTYLE_VISIBILITY_TIMEOUT", "60")
+    with pytest.raises(ValidationError, match=r"visibility_timeout .* must exceed job_time_limit"):
+        Settings()
+
+
+def test_a_redis_url_without_a_redis_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_REDIS_URL", "localhost:6379")
+    with pytest.raises(ValidationError, match="redis_url"):
+        Settings()
+
+
+def test_an_ill_typed_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_MAX_UPLOAD_BYTES", "lots")
+    with pytest.raises(ValidationError, match="max_upload_bytes"):
+        Settings()
+
+
+def test_an_unknown_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_LOG_LEVEL", "chatty")
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings()

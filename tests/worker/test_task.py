@@ -1,0 +1,105 @@
+"""The task's outcomes beyond success: typed engine errors, vanished inputs, repeated deliveries, time limits.
+
+Some jobs are written straight into the store and queued by task name, as the API does, to reach states
+the API would refuse to create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import redis
+
+from api.deps import owner_of
+from core.params import StyleParams
+from restyle.broker import create_celery, enqueue
+from restyle.jobs import JobProgress, JobRecord, JobStore, input_keys, new_job_id
+from restyle.settings import Settings
+from restyle.storage import open_storage
+from tests.conftest import ALICE, ApiServer, MakeSettings, WorkerProcess, finished, make_png, submit, wait_for
+
+
+@pytest.fixture
+def store(settings: Settings, redis_client: redis.Redis[bytes]) -> JobStore:
+    return JobStore(redis_client, settings.key_prefix, settings.retention_seconds)
+
+
+def queue_job(settings: Settings, store: JobStore, content: bytes | None, style: bytes, crashes: int = 0) -> str:
+    """Store the inputs (no content file when ``content`` is None) and queue a job for them.
+
+    ``crashes``: runs the job had already started, as if a worker had died during each of them.
+    """
+    job_id = new_job_id()
+    storage = open_storage(settings)
+    content_key, style_keys = input_keys(job_id, 1)
+    if content is not None:
+        storage.put(content_key, content)
+    storage.put(style_keys[0], style)
+    params = StyleParams(size=32, iterations=3)
+    record = JobRecord(
+        id=job_id,
+        owner=owner_of(ALICE),
+        params=params,
+        style_count=1,
+        progress=JobProgress(total=params.iterations),
+        created_at=datetime.now(UTC),
+    )
+    store.create(record)
+    for crash in range(crashes):
+        store.start(job_id, f"dead-worker-{crash}")
+    enqueue(create_celery(settings), settings, job_id)
+    return job_id
+
+
+def test_an_engine_error_fails_the_job_with_its_code_and_message(
+    settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
+) -> None:
+    job_id = queue_job(settings, store, b"not a picture", make_png())
+    done = wait_for(client, job_id, finished)
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "not_an_image"
+    assert done["error"]["message"].startswith("content ")
+
+
+def test_a_vanished_input_fails_the_job_saying_so(
+    settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
+) -> None:
+    job_id = queue_job(settings, store, None, make_png())
+    done = wait_for(client, job_id, finished)
+    assert (done["status"], done["error"]["code"]) == ("failed", "input_missing")
+
+
+def test_a_repeated_delivery_of_a_finished_job_does_not_run_it_again(
+    settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
+) -> None:
+    job_id = submit(client).json()["id"]
+    wait_for(client, job_id, finished)
+    before = store.get(job_id)
+    enqueue(create_celery(settings), settings, job_id)
+    # First in, first out: once a later job is done, the worker has handled the repeated delivery.
+    wait_for(client, submit(client).json()["id"], finished)
+    assert store.get(job_id) == before
+
+
+def test_a_job_whose_workers_keep_dying_fails_instead_of_running_forever(
+    settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
+) -> None:
+    job_id = queue_job(settings, store, make_png(), make_png(), crashes=settings.max_attempts)
+    done = wait_for(client, job_id, finished)
+    assert (done["status"], done["error"]["code"]) == ("failed", "worker_lost")
+
+
+def test_a_run_over_the_time_limit_fails_the_job(
+    make_settings: MakeSettings,
+    start_api: Callable[[Settings], ApiServer],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    settings = make_settings(job_time_limit=1, visibility_timeout=2)
+    api = start_api(settings)
+    start_worker(settings)
+    with api.client() as http:
+        done = wait_for(http, submit(http, size=48, iterations=5000).json()["id"], finished)
+    assert (done["status"], done["error"]["code"]) == ("failed", "time_limit_exceeded")

@@ -1,0 +1,181 @@
+"""The one Celery task: a thin shell that loads a job's inputs, runs the engine, stores and records the outcome.
+
+Delivery is at-least-once, so the task is idempotent: a job that already reached a final state is not run
+again, and one left ``running`` by a dead worker restarts from scratch. Every way a run can end is written
+to the job record: succeeded, canceled, or failed with the engine error's code and message (or
+``internal_error`` for anything unforeseen), so no job is left ``running``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from celery import Task
+from PIL import Image
+
+from core.engine import Progress, stylize
+from core.errors import Cancelled, RestyleError
+from core.images import decode_image, encode_image, fit_longest_side
+from restyle.broker import STYLIZE_TASK
+from restyle.jobs import InvalidTransition, JobNotFound, JobRecord, input_keys, preview_key, result_key
+from restyle.storage import ObjectNotFound
+from worker.app import app
+from worker.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+# A lost Redis connection is the one failure we cannot record; the task is retried until Redis is back.
+REDIS_RETRY_SECONDS = 5
+
+
+@app.task(name=STYLIZE_TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]  # Celery is untyped
+def stylize_job(self: Task, job_id: str) -> None:
+    """Run job ``job_id`` (the task id is the job id)."""
+    try:
+        run_job(runtime(), job_id, worker=self.request.hostname or "worker")
+    except redis.RedisError as error:
+        log.warning("job %s: Redis unavailable (%s); retrying in %d s", job_id, error, REDIS_RETRY_SECONDS)
+        raise self.retry(exc=error, countdown=REDIS_RETRY_SECONDS) from error
+
+
+def run_job(state: Runtime, job_id: str, worker: str) -> None:
+    """Take a job from its stored record to a final state."""
+    store = state.store
+    record = store.get(job_id)
+    if record is None:
+        log.warning("job %s: no record (cleaned up after retention?); nothing to do", job_id)
+        return
+    if record.finished:
+        log.info("job %s: already %s; ignoring a repeated delivery", job_id, record.status)
+        return
+    try:
+        if store.is_cancel_requested(job_id):
+            store.mark_canceled(job_id)
+            return
+        if record.attempts >= state.settings.max_attempts:
+            # Every earlier run ended with its worker dying (out of memory, killed): do not take this one down too.
+            store.fail(job_id, "worker_lost", f"the worker running this job died {record.attempts} times; giving up")
+            return
+        record = store.start(job_id, worker)
+    except (InvalidTransition, JobNotFound):
+        return  # canceled or cleaned up a moment ago
+    if record.attempts > 1:
+        log.warning("job %s: restarting (attempt %d) after an interrupted run", job_id, record.attempts)
+    report = Report(state, record)
+    try:
+        _execute(state, record, report)
+    except Cancelled:
+        with _settling(job_id):
+            if report.timed_out:
+                limit = state.settings.job_time_limit
+                store.fail(job_id, "time_limit_exceeded", f"the run took longer than the limit of {limit:g} s")
+            else:
+                store.mark_canceled(job_id)
+    except RestyleError as error:
+        with _settling(job_id):
+            store.fail(job_id, error.code, error.message)
+    except ObjectNotFound as error:
+        with _settling(job_id):
+            store.fail(job_id, "input_missing", f"a stored input of this job is gone ({error.args[0]})")
+    except redis.RedisError:
+        raise
+    except Exception as error:
+        log.exception("job %s: unexpected failure", job_id)
+        with _settling(job_id):
+            store.fail(job_id, "internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
+
+
+def _execute(state: Runtime, record: JobRecord, report: Report) -> None:
+    settings = state.settings
+    content_key, style_keys = input_keys(record.id, record.style_count)
+    content = decode_image(state.storage.get(content_key), max_pixels=settings.max_image_pixels, name="content")
+    styles = [
+        decode_image(state.storage.get(key), max_pixels=settings.max_image_pixels, name=f"style {index}")
+        for index, key in enumerate(style_keys, start=1)
+    ]
+    net = state.network()
+    result = stylize(
+        content,
+        styles,
+        record.params,
+        net=net,
+        on_progress=report.progress,
+        is_cancelled=report.should_stop,
+        on_snapshot=report.snapshot if settings.snapshot_every else None,
+        snapshot_every=settings.snapshot_every,
+    )
+    key = result_key(record.id)
+    state.storage.put(key, encode_image(result.image, record.params.output_format))
+    with _settling(record.id):
+        state.store.succeed(
+            record.id,
+            result=key,
+            weights=result.weights,
+            run_seconds=result.seconds,
+            losses=result.losses,
+            iterations=result.iterations,
+        )
+    log.info("job %s: succeeded in %.1f s with weights %s", record.id, result.seconds, result.weights)
+
+
+@contextmanager
+def _settling(job_id: str) -> Iterator[None]:
+    """Around recording a final state: a duplicate delivery that lost the race to finish has nothing to add."""
+    try:
+        yield
+    except (InvalidTransition, JobNotFound) as error:
+        log.info("job %s: outcome not recorded: %s", job_id, error)
+
+
+class Report:
+    """The engine's callbacks for one job: throttled progress, cancellation and time limit, previews."""
+
+    def __init__(self, state: Runtime, record: JobRecord) -> None:
+        self.state = state
+        self.job_id = record.id
+        self.interval = state.settings.progress_interval
+        self.deadline = time.monotonic() + state.settings.job_time_limit
+        self.timed_out = False
+        self._last_write = float("-inf")
+
+    def progress(self, progress: Progress) -> None:
+        """Write at most every ``progress_interval`` seconds, and always the last iteration."""
+        now = time.monotonic()
+        if progress.iteration < progress.total and now - self._last_write < self.interval:
+            return
+        self._last_write = now
+        losses = {
+            "content": progress.content_loss,
+            "style": progress.style_loss,
+            "tv": progress.tv_loss,
+            "total": progress.total_loss,
+        }
+        try:
+            self.state.store.report_progress(self.job_id, progress.iteration, progress.total, losses)
+        except redis.RedisError as error:
+            log.warning("job %s: progress not recorded (%s)", self.job_id, error)  # the run itself goes on
+
+    def should_stop(self) -> bool:
+        """Asked every iteration: past the time limit, or the owner asked to cancel."""
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+            return True
+        try:
+            return self.state.store.is_cancel_requested(self.job_id)
+        except redis.RedisError:
+            return False
+
+    def snapshot(self, iteration: int, image: Image.Image) -> None:
+        """Store a small JPEG of the picture so far, for live previews."""
+        side = self.state.settings.preview_size
+        small = fit_longest_side(image, side) if max(image.size) > side else image
+        key = preview_key(self.job_id)
+        try:
+            self.state.storage.put(key, encode_image(small, "jpeg"))
+            self.state.store.record_preview(self.job_id, key, iteration)
+        except (OSError, redis.RedisError) as error:
+            log.warning("job %s: preview not stored (%s)", self.job_id, error)
