@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import redis
 import redis.asyncio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
@@ -65,6 +66,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     problems.install(app)
     app.add_middleware(UploadLimit, max_bytes=services.settings.max_upload_bytes)
+    if services.settings.cors_origins:
+        # Web apps on other origins read Location and Retry-After too, so those headers are exposed.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=services.settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer"],
+            expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
+        )
     app.add_middleware(RequestMetrics, metrics=services.metrics)
     for module in (jobs, health, metrics, page):
         app.include_router(module.router)

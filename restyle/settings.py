@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated Bearer keys; empty runs the API open to anyone."
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description='Comma-separated origins whose browser apps may call the API ("*" for any); empty: none.',
+    )
     public_url: str | None = Field(
         None, description="Base URL used in webhook payloads' links (e.g. https://restyle.example.com)."
     )
@@ -87,10 +91,10 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
-        """One environment variable holds all keys, separated by commas (blank entries are dropped)."""
+        """One environment variable holds the whole list, separated by commas (blank entries are dropped)."""
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value

@@ -75,3 +75,25 @@ def test_an_unreachable_redis_is_503_not_500(
         ready = http.get("/readyz")
     assert (response.status_code, response.json()["code"]) == (503, "redis_unavailable")
     assert ready.status_code == 503
+
+
+def test_configured_origins_may_call_the_api_from_a_browser(
+    make_settings: MakeSettings, start_api: Callable[[Settings], ApiServer]
+) -> None:
+    server = start_api(make_settings(cors_origins=["https://app.example.com"]))
+    preflight = {
+        "Origin": "https://app.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    with server.client(key=None) as http:
+        allowed = http.options("/v1/jobs", headers=preflight)
+        stranger = http.options("/v1/jobs", headers={**preflight, "Origin": "https://evil.example.com"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_without_configured_origins_no_cors_headers_are_sent(idle_api: ApiServer) -> None:
+    with idle_api.client(key=None) as http:
+        response = http.get("/healthz", headers={"Origin": "https://app.example.com"})
+    assert "access-control-allow-origin" not in response.headers
