@@ -48,6 +48,11 @@ class Progress:
     elapsed: float
     size: int
 
+    @property
+    def losses(self) -> dict[str, float]:
+        """The four loss figures by name, as job records and results report them."""
+        return {"content": self.content_loss, "style": self.style_loss, "tv": self.tv_loss, "total": self.total_loss}
+
 
 @dataclass(frozen=True)
 class Stylized:
@@ -238,10 +243,11 @@ class _Run:
     def _report(self, image: Tensor, content: Tensor, style: Tensor, tv: Tensor, total: Tensor) -> None:
         # One device-to-host copy for all four numbers instead of four synchronising .item() calls.
         c, s, t, total_value = torch.stack([content, style, tv, total]).detach().cpu().tolist()
-        self.last_losses = {"content": c, "style": s, "tv": t, "total": total_value}
+        elapsed = time.perf_counter() - self.started
+        progress = Progress(self.iteration, self.total, c, s, t, total_value, elapsed, max(image.shape[-2:]))
+        self.last_losses = progress.losses
         if self.on_progress is not None:
-            elapsed = time.perf_counter() - self.started
-            self.on_progress(Progress(self.iteration, self.total, c, s, t, total_value, elapsed, max(image.shape[-2:])))
+            self.on_progress(progress)
         if self.on_snapshot is not None and self.snapshot_every and self.iteration % self.snapshot_every == 0:
             self.on_snapshot(self.iteration, _to_image(image.detach().clamp(0, 1)))
 

@@ -148,14 +148,8 @@ class Report:
         if progress.iteration < progress.total and now - self._last_write < self.interval:
             return
         self._last_write = now
-        losses = {
-            "content": progress.content_loss,
-            "style": progress.style_loss,
-            "tv": progress.tv_loss,
-            "total": progress.total_loss,
-        }
         try:
-            self.state.store.report_progress(self.job_id, progress.iteration, progress.total, losses)
+            self.state.store.report_progress(self.job_id, progress.iteration, progress.total, progress.losses)
         except redis.RedisError as error:
             log.warning("job %s: progress not recorded (%s)", self.job_id, error)  # the run itself goes on
 
