@@ -20,11 +20,12 @@ from typing import Any
 
 import torch
 from PIL import Image
+from torchvision.models import vgg19
 from torchvision.transforms.functional import pil_to_tensor
 
 from core.engine import Progress, plan_stages, stylize
 from core.images import decode_image, fit_longest_side
-from core.losses import content_loss, gram_matrix, style_loss, tv_loss
+from core.losses import relative_error, tv_loss
 from core.params import LAYER_NAMES, VGG19_CONFIG, StyleParams
 from core.vgg import FeatureNet, load_vgg
 
@@ -72,6 +73,11 @@ def main() -> None:
         size = 384
     print(f"\n2. time to quality at {size} px (estimated {estimate / 60:.0f} min at 512 px on this machine)")
     time_to_quality(net, content, style, size, args.baseline_iterations, args.out)
+
+    rate_after = matmul_rate(device)
+    if rate_after > rate:
+        print(f"   (the GEMM rate measured again afterwards: {rate_after / 1e9:.1f} GFLOP/s; the floors above used "
+              f"{rate / 1e9:.1f}, so their ratios are {rate_after / rate:.2f}x higher against it)")
 
     print("\n3. peak memory")
     for size in (512, 1024):
@@ -217,26 +223,42 @@ def time_to_quality(
 def textbook_lbfgs(
     net: FeatureNet, content: Image.Image, style: Image.Image, params: StyleParams, iterations: int
 ) -> tuple[Image.Image, float]:
-    """Gatys et al. as usually written: one scale, start from the photo, plain L-BFGS for N evaluations."""
+    """Gatys et al. as the tutorials write it, with the engine's weights and objective but none of its speed-ups:
+    torchvision's own ``vgg19().features`` cut at the deepest layer, run layer by layer in the default (NCHW)
+    layout, Grams from ``view`` and ``mm``, one scale, start from the photo, plain L-BFGS for N evaluations."""
+    layers = set(params.content_layers) | set(params.style_layers)
+    stack = textbook_vgg(net, max(LAYER_NAMES.index(name) for name in layers))
+
+    def features(image: torch.Tensor, wanted: set[str]) -> dict[str, torch.Tensor]:
+        found, x = {}, net.normalize(image)
+        for name, layer in zip(LAYER_NAMES, stack, strict=False):
+            x = layer(x)
+            if name in wanted:
+                found[name] = x
+        return found
+
+    def gram(f: torch.Tensor) -> torch.Tensor:
+        _, channels, height, width = f.shape
+        flat = f.view(channels, height * width)
+        return (flat @ flat.t())[None] / (height * width)
 
     def tensor(image: Image.Image) -> torch.Tensor:
         return pil_to_tensor(image).float().div(255)[None].contiguous().to(net.device)
 
     photo = tensor(fit_longest_side(content, params.size))
     painting = tensor(fit_longest_side(style, params.size))
-    layers = set(params.content_layers) | set(params.style_layers)
     with torch.no_grad():
-        content_targets = net(photo, params.content_layers)
-        grams = {k: gram_matrix(v) for k, v in net(painting, params.style_layers).items()}
+        content_targets = features(photo, set(params.content_layers))
+        grams = {k: gram(v) for k, v in features(painting, set(params.style_layers)).items()}
     image = photo.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
         [image], max_iter=iterations, max_eval=iterations + 1, tolerance_grad=-1, tolerance_change=-1, history_size=100
     )
 
     def objective(backward: bool = True) -> torch.Tensor:
-        features = net(image, layers)
-        content_term = torch.stack([content_loss(features[k], v) for k, v in content_targets.items()]).mean()
-        style_term = torch.stack([style_loss(features[k], g) for k, g in grams.items()]).mean()
+        found = features(image, layers)
+        content_term = torch.stack([relative_error(found[k], v) for k, v in content_targets.items()]).mean()
+        style_term = torch.stack([relative_error(gram(found[k]), g) for k, g in grams.items()]).mean()
         loss = params.content_weight * content_term + params.style_weight * style_term
         if backward:
             (loss + params.tv_weight * tv_loss(image)).backward()
@@ -251,6 +273,24 @@ def textbook_lbfgs(
         final = float(objective(backward=False))
     pixels = image.detach()[0].clamp(0, 1).mul(255).round().byte().cpu()
     return Image.fromarray(pixels.permute(1, 2, 0).numpy()), final
+
+
+def textbook_vgg(net: FeatureNet, deepest: int) -> torch.nn.Sequential:
+    """torchvision's VGG19 feature stack up to layer ``deepest``, holding the same weights as ``net``."""
+    stack = vgg19().features[: deepest + 1]
+    ours = net.state_dict()
+    conv_positions = [i for i, name in enumerate(LAYER_NAMES[: deepest + 1]) if name.startswith("conv")]
+    stack.load_state_dict(
+        {
+            f"{position}.{kind}": ours[f"convs.{n}.{kind}"]
+            for n, position in enumerate(conv_positions)
+            for kind in ("weight", "bias")
+        }
+    )
+    for index, layer in enumerate(stack):
+        if isinstance(layer, torch.nn.ReLU):
+            stack[index] = torch.nn.ReLU(inplace=False)  # the captured features must survive the next layer
+    return stack.to(net.device).eval().requires_grad_(False)
 
 
 def measure_peak_memory(net: FeatureNet, content: Image.Image, style: Image.Image, size: int) -> dict[str, Any]:
