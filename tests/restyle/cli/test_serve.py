@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -57,8 +58,9 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads child processes from /proc")
-def test_up_serves_a_ready_service_and_sigterm_stops_both_processes(make_settings: MakeSettings) -> None:
+@pytest.fixture
+def service_up(make_settings: MakeSettings) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `restyle up` on a free port, returned once it answers ready."""
     port = free_port()
     restyle = Path(sys.executable).parent / "restyle"
     up = subprocess.Popen(
@@ -78,12 +80,34 @@ def test_up_serves_a_ready_service_and_sigterm_stops_both_processes(make_setting
                 pass
             assert up.poll() is None and time.monotonic() < deadline, "restyle up never became ready"
             time.sleep(0.2)
-        workers = children(up.pid)
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(PATIENCE_SECONDS) == 0
+        yield up
     finally:
         if up.poll() is None:
             up.kill()
-    for pid in workers:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads child processes from /proc")
+def test_sigterm_stops_the_api_and_its_worker(service_up: subprocess.Popen[bytes]) -> None:
+    workers = children(service_up.pid)
+    service_up.send_signal(signal.SIGTERM)
+    assert service_up.wait(PATIENCE_SECONDS) == 0
+    assert workers and all(gone(pid) for pid in workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+def test_a_killed_up_does_not_leave_its_worker_behind(service_up: subprocess.Popen[bytes]) -> None:
+    workers = children(service_up.pid)
+    service_up.kill()
+    service_up.wait()
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not all(gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers and all(gone(pid) for pid in workers)
