@@ -76,8 +76,10 @@ def main() -> None:
 
     rate_after = matmul_rate(device)
     if rate_after > rate:
-        print(f"   (the GEMM rate measured again afterwards: {rate_after / 1e9:.1f} GFLOP/s; the floors above used "
-              f"{rate / 1e9:.1f}, so their ratios are {rate_after / rate:.2f}x higher against it)")
+        print(
+            f"   (the GEMM rate measured again afterwards: {rate_after / 1e9:.1f} GFLOP/s; the floors above used "
+            f"{rate / 1e9:.1f}, so their ratios are {rate_after / rate:.2f}x higher against it)"
+        )
 
     print("\n3. peak memory")
     for size in (512, 1024):
@@ -188,12 +190,11 @@ def time_to_quality(
     baseline_seconds = time.perf_counter() - start
     print(f"   baseline (single-scale L-BFGS, {iterations} iterations): loss {target:.4f} in {baseline_seconds:.1f} s")
 
-    final_size = size
     reached: list[float] = []
 
     def watch(progress: Progress) -> None:
         loss = params.content_weight * progress.content_loss + params.style_weight * progress.style_loss
-        if progress.size == final_size and loss <= target and not reached:
+        if progress.size == size and loss <= target and not reached:
             reached.append(progress.elapsed)
 
     schedule = params.model_copy(update={"iterations": 2 * params.iterations})

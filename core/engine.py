@@ -104,11 +104,10 @@ def stylize(
 ) -> Stylized:
     """Repaint ``content`` in the blended style of ``styles``; raises ``Cancelled`` when asked to stop."""
     blend = params.blend_weights(len(styles))
+    content_source, style_sources = content, list(styles)
     if params.preserve_colors == "luminance":
-        styles = [colors.match_luminance(colors.luminance_only(style), content) for style in styles]
-        sources = (colors.luminance_only(content), styles)
-    else:
-        sources = (content, list(styles))
+        content_source = colors.luminance_only(content)
+        style_sources = [colors.match_luminance(style, content) for style in styles]
     stages = plan_stages(params)
     run = _Run(
         params,
@@ -121,8 +120,8 @@ def stylize(
     )
     image: Tensor | None = None
     for stage in stages:
-        target_content = _to_tensor(fit_longest_side(sources[0], stage.size), net.device)
-        targets = _Targets.compute(net, params, target_content, sources[1], blend, stage.size)
+        target_content = _to_tensor(fit_longest_side(content_source, stage.size), net.device)
+        targets = _Targets.compute(net, params, target_content, style_sources, blend, stage.size)
         if image is None:
             image = _initial_image(params, target_content)
         else:
