@@ -25,6 +25,7 @@ from core import colors
 from core.errors import Cancelled
 from core.images import fit_longest_side
 from core.losses import content_loss, gram_matrix, style_loss, tv_loss
+from core.memory import reused_allocations
 from core.params import StyleParams
 from core.vgg import FeatureNet
 
@@ -118,17 +119,8 @@ def stylize(
         on_snapshot,
         snapshot_every,
     )
-    image: Tensor | None = None
-    for stage in stages:
-        target_content = _to_tensor(fit_longest_side(content_source, stage.size), net.device)
-        targets = _Targets.compute(net, params, target_content, style_sources, blend, stage.size)
-        if image is None:
-            image = _initial_image(params, target_content)
-        else:
-            image = F.interpolate(image, size=target_content.shape[-2:], mode="bicubic", align_corners=False)
-            image = image.clamp(0, 1)
-        image = run.optimise(image, targets, stage)
-    assert image is not None
+    with reused_allocations():
+        image = _optimise_stages(run, stages, content_source, style_sources, blend)
     result = _to_image(image)
     if params.preserve_colors == "luminance":
         result = colors.with_chroma_of(result, fit_longest_side(content, params.size).resize(result.size))
@@ -139,6 +131,27 @@ def stylize(
         seconds=time.perf_counter() - run.started,
         losses=run.last_losses,
     )
+
+
+def _optimise_stages(
+    run: _Run,
+    stages: Sequence[Stage],
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    blend: Sequence[float],
+) -> Tensor:
+    """Run the schedule coarsest first, each stage starting from the previous one's result upsampled."""
+    image: Tensor | None = None
+    for stage in stages:
+        photo = _to_tensor(fit_longest_side(content, stage.size), run.net.device)
+        targets = _Targets.compute(run.net, run.params, photo, styles, blend, stage.size)
+        if image is None:
+            image = _initial_image(run.params, photo)
+        else:
+            image = F.interpolate(image, size=photo.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        image = run.optimise(image, targets, stage)
+    assert image is not None
+    return image
 
 
 @dataclass

@@ -11,6 +11,8 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -25,7 +27,28 @@ def gram_matrix(features: Tensor) -> Tensor:
     """
     batch, channels, height, width = features.shape
     rows = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
-    return torch.bmm(rows.transpose(1, 2), rows) / (height * width)
+    gram: Tensor = _Gram.apply(rows)
+    return gram
+
+
+class _Gram(torch.autograd.Function):
+    """Rows -> RowsᵀRows / N with a backward of one matrix product instead of autograd's two.
+
+    Autograd treats the two operands of RowsᵀRows as unrelated, so it runs two products and then adds a
+    transposed copy of one to the other. Since G is symmetric in Rows, dL/dRows = Rows (dG + dGᵀ) / N: one
+    product, written straight into the channels-last layout the features live in. At 512 px this is about a
+    tenth of an iteration.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, rows: Tensor) -> Tensor:
+        ctx.save_for_backward(rows)
+        return torch.bmm(rows.transpose(1, 2), rows).div_(rows.shape[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (rows,) = ctx.saved_tensors
+        return torch.bmm(rows, (grad + grad.transpose(1, 2)).div_(rows.shape[1]))
 
 
 def relative_error(value: Tensor, target: Tensor) -> Tensor:

@@ -78,3 +78,15 @@ def test_style_loss_gradient_matches_finite_differences() -> None:
 
 def test_tv_loss_gradient_matches_finite_differences() -> None:
     assert gradcheck(tv_loss, (features(0, shape=(1, 3, 5, 4)).requires_grad_(),))
+
+
+def test_style_loss_gradient_matches_finite_differences_in_channels_last_layout() -> None:
+    target = gram_matrix(features(1))
+    x = features(0).contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert gradcheck(lambda f: style_loss(f, target), (x,))
+
+
+def test_gram_matrix_gradient_keeps_the_features_layout() -> None:
+    x = features(0, dtype=torch.float32).contiguous(memory_format=torch.channels_last).requires_grad_()
+    gram_matrix(x).sum().backward()
+    assert x.grad is not None and x.grad.is_contiguous(memory_format=torch.channels_last)
