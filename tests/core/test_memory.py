@@ -1,0 +1,66 @@
+"""The allocator policy of a run: big buffers from the heap while it lasts, glibc's defaults after it."""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+
+import pytest
+import torch
+
+from core.memory import reused_allocations
+
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="the policy applies to glibc only"
+)
+
+BUFFER_BYTES = 64 * 2**20
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``: ten counters, of which ``hblkhd`` is the bytes held in mmap'd blocks."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in [
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ]
+    ]
+
+
+def mmapped_bytes_for_a_big_buffer() -> int:
+    """How many more bytes glibc holds in mmap'd blocks while a 64 MiB tensor is alive."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    before = libc.mallinfo2().hblkhd
+    buffer = torch.empty(BUFFER_BYTES // 4)
+    during = libc.mallinfo2().hblkhd
+    del buffer
+    return int(during - before)
+
+
+def test_big_buffers_come_from_the_heap_during_a_run() -> None:
+    with reused_allocations():
+        assert mmapped_bytes_for_a_big_buffer() == 0
+
+
+def test_glibc_maps_big_buffers_again_after_the_run() -> None:
+    with reused_allocations():
+        pass
+    assert mmapped_bytes_for_a_big_buffer() >= BUFFER_BYTES
+
+
+def test_a_run_that_ends_inside_another_leaves_the_policy_in_place() -> None:
+    with reused_allocations():
+        with reused_allocations():
+            pass
+        assert mmapped_bytes_for_a_big_buffer() == 0
