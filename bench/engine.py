@@ -322,8 +322,24 @@ def measure_peak_memory(net: FeatureNet, content: Image.Image, style: Image.Imag
     if device.type == "cuda":
         peak, kind = torch.cuda.max_memory_allocated(device), "max allocated on CUDA"
     else:
-        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak RSS"
+        peak, kind = peak_rss(), "peak RSS"
     return {"peak_mib": peak / 2**20, "model_mib": model / 2**20, "kind": kind, "iterations": params.iterations}
+
+
+def peak_rss() -> int:
+    """This process's own high-water mark of resident memory, in bytes.
+
+    Linux's ``ru_maxrss`` is no good here: a child started by ``subprocess`` (vfork, then exec) inherits the
+    parent's peak, so after the time-to-quality runs it reported the parent's 2.2 GB for a 1.5 GB child.
+    ``VmHWM`` belongs to the process's own address space, which exec starts afresh.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 if __name__ == "__main__":
