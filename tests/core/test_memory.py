@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import ctypes
-import platform
 
 import pytest
 import torch
 
-from core.memory import reused_allocations
+from core.memory import _glibc, reused_allocations
 
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="the policy applies to glibc only"
-)
+pytestmark = pytest.mark.skipif(_glibc() is None, reason="the policy applies to glibc only")
 
 BUFFER_BYTES = 64 * 2**20
 
@@ -39,7 +36,8 @@ class _MallInfo2(ctypes.Structure):
 
 def mmapped_bytes_for_a_big_buffer() -> int:
     """How many more bytes glibc holds in mmap'd blocks while a 64 MiB tensor is alive."""
-    libc = ctypes.CDLL("libc.so.6")
+    libc = _glibc()
+    assert libc is not None
     libc.mallinfo2.restype = _MallInfo2
     before = libc.mallinfo2().hblkhd
     buffer = torch.empty(BUFFER_BYTES // 4)
