@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,9 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from core import colors
 from core.errors import Cancelled
+from core.graphs import Replayed
 from core.images import fit_longest_side
+from core.lbfgs import LBFGS
 from core.losses import content_loss, gram_matrix, style_loss, tv_loss
 from core.memory import reused_allocations
 from core.params import StyleParams
@@ -210,32 +213,35 @@ class _Run:
     def optimise(self, image: Tensor, targets: _Targets, stage: Stage) -> Tensor:
         """Run one stage's iterations with the chosen optimiser and return the detached result."""
         image = image.detach().clone().requires_grad_(True)
+        # The optimisers update ``image`` in place, so a replayed objective always sees the current picture.
+        objective = Replayed(lambda: self._objective(image, targets), image.device)
         if self.params.optimizer == "lbfgs":
-            # Tolerances off: the caller asked for a number of iterations, and progress totals must hold.
-            lbfgs = torch.optim.LBFGS(
-                [image],
-                lr=1.0,
-                max_iter=stage.iterations,
-                max_eval=stage.iterations + 1,
-                tolerance_grad=-1.0,
-                tolerance_change=-1.0,
-                history_size=LBFGS_HISTORY,
-            )
-            lbfgs.step(lambda: self._evaluate(image, targets, lbfgs))
+            # Fixed unit steps and no tolerances: the caller asked for a number of iterations, and progress
+            # totals must hold.
+            lbfgs = LBFGS(image, history=LBFGS_HISTORY)
+            for _ in range(stage.iterations):
+                lbfgs.step(self._iterate(image, objective))
         else:
             adam = torch.optim.Adam([image], lr=self.params.learning_rate)
             for _ in range(stage.iterations):
-                self._evaluate(image, targets, adam)
+                self._iterate(image, objective)
                 adam.step()
                 with torch.no_grad():
                     image.clamp_(0, 1)
         return image.detach().clamp(0, 1)
 
-    def _evaluate(self, image: Tensor, targets: _Targets, optimizer: torch.optim.Optimizer) -> Tensor:
+    def _iterate(self, image: Tensor, objective: Replayed[_Evaluation]) -> Tensor:
         """One forward and backward pass: the unit of work that progress counts and cancellation interrupts."""
         if self.is_cancelled is not None and self.is_cancelled():
             raise Cancelled(f"stopped by request after {self.iteration} of {self.total} iterations")
-        optimizer.zero_grad(set_to_none=True)
+        evaluation = objective()
+        self.iteration += 1
+        self._report(image, evaluation)
+        return evaluation.gradient
+
+    def _objective(self, image: Tensor, targets: _Targets) -> _Evaluation:
+        """The weighted losses and their gradient in the picture: the GPU work a CUDA graph can replay."""
+        image.grad = None
         features = self.net(image, self.layers, self.params.pooling)
         content = sum(
             (w * content_loss(features[n], targets.content[n]) for n, w in self.content_weights.items()),
@@ -248,20 +254,30 @@ class _Run:
         tv = tv_loss(image)
         total = self.params.content_weight * content + self.params.style_weight * style + self.params.tv_weight * tv
         total.backward()
-        self.iteration += 1
-        self._report(image, content, style, tv, total)
-        return total
+        assert image.grad is not None
+        return _Evaluation(content, style, tv, total, image.grad)
 
-    def _report(self, image: Tensor, content: Tensor, style: Tensor, tv: Tensor, total: Tensor) -> None:
+    def _report(self, image: Tensor, evaluation: _Evaluation) -> None:
         # One device-to-host copy for all four numbers instead of four synchronising .item() calls.
-        c, s, t, total_value = torch.stack([content, style, tv, total]).detach().cpu().tolist()
+        losses = torch.stack([evaluation.content, evaluation.style, evaluation.tv, evaluation.total])
+        c, s, t, total = losses.detach().cpu().tolist()
         elapsed = time.perf_counter() - self.started
-        progress = Progress(self.iteration, self.total, c, s, t, total_value, elapsed, max(image.shape[-2:]))
+        progress = Progress(self.iteration, self.total, c, s, t, total, elapsed, max(image.shape[-2:]))
         self.last_losses = progress.losses
         if self.on_progress is not None:
             self.on_progress(progress)
         if self.on_snapshot is not None and self.snapshot_every and self.iteration % self.snapshot_every == 0:
             self.on_snapshot(self.iteration, _to_image(image.detach().clamp(0, 1)))
+
+
+class _Evaluation(NamedTuple):
+    """The loss terms of one evaluation and the gradient of their weighted total in the picture."""
+
+    content: Tensor
+    style: Tensor
+    tv: Tensor
+    total: Tensor
+    gradient: Tensor
 
 
 def _initial_image(params: StyleParams, content: Tensor) -> Tensor:

@@ -23,3 +23,9 @@ def photo() -> Image.Image:
 @pytest.fixture
 def painting() -> Image.Image:
     return make_painting()
+
+
+@pytest.fixture(scope="session")
+def cuda_net() -> FeatureNet:
+    """The same random weights on the GPU, for the tests that check the engine runs there as on the CPU."""
+    return load_vgg("random", device="cuda")

@@ -1,0 +1,128 @@
+"""The engine on a CUDA device: same weights, same answers within TF32 rounding, and no memory left behind.
+
+Skipped where there is no GPU (CI has none); run on a lent GPU machine before an engine change lands.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from torch.autograd import gradcheck
+
+from core.engine import Progress, stylize
+from core.graphs import WARMUP_CALLS, Replayed
+from core.lbfgs import LBFGS
+from core.losses import gram_matrix, style_loss
+from core.params import StyleParams
+from core.vgg import FeatureNet, load_vgg
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+SMALL: dict[str, Any] = {"size": 48, "iterations": 12, "multiscale": False}
+
+
+def params(**overrides: Any) -> StyleParams:
+    return StyleParams(**{**SMALL, **overrides})
+
+
+def test_the_net_goes_to_the_gpu_when_no_device_is_named() -> None:
+    assert load_vgg("random").device.type == "cuda"
+
+
+def test_gpu_and_cpu_nets_hold_the_same_weights(net: FeatureNet, cuda_net: FeatureNet) -> None:
+    pairs = zip(net.state_dict().values(), cuda_net.state_dict().values(), strict=True)
+    assert all(torch.equal(cpu, gpu.cpu()) for cpu, gpu in pairs)
+
+
+def test_style_loss_gradient_matches_finite_differences_on_the_gpu() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 5, 6, generator=generator, dtype=torch.float64).cuda()
+    target = gram_matrix(torch.randn(1, 4, 5, 6, generator=generator, dtype=torch.float64).cuda())
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert gradcheck(lambda f: style_loss(f, target), (x,))
+
+
+def test_loss_falls_on_the_gpu(cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image) -> None:
+    seen: list[Progress] = []
+    stylize(photo, [painting], params(iterations=15), net=cuda_net, on_progress=seen.append)
+    assert seen[-1].total_loss < 0.5 * seen[0].total_loss
+
+
+def test_gpu_and_cpu_start_from_the_same_loss(
+    net: FeatureNet, cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image
+) -> None:
+    first: list[Progress] = []
+    for model in (net, cuda_net):
+        stylize(photo, [painting], params(iterations=1), net=model, on_progress=first.append)
+    assert first[1].style_loss == pytest.approx(first[0].style_loss, rel=1e-2)
+
+
+def test_gpu_optimises_as_far_as_the_cpu(
+    net: FeatureNet, cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image
+) -> None:
+    # TF32 convolutions round differently, so the two paths drift apart pixel by pixel; where they get to
+    # is what must agree.
+    cpu, gpu = (stylize(photo, [painting], params(), net=model).losses["total"] for model in (net, cuda_net))
+    assert gpu == pytest.approx(cpu, rel=0.1)
+
+
+def test_a_replayed_computation_sees_its_inputs_change_in_place() -> None:
+    x = torch.ones(8, device="cuda")
+    doubled = Replayed(lambda: x * 2, x.device)
+    sums = []
+    for _ in range(WARMUP_CALLS + 3):
+        sums.append(float(doubled().sum()))
+        x.add_(1)
+    assert sums == [16.0 * (n + 1) for n in range(WARMUP_CALLS + 3)]
+
+
+def test_an_lbfgs_step_waits_for_the_gpu_at_most_once() -> None:
+    x = torch.rand(4096, device="cuda", requires_grad=True)
+    curvatures = torch.linspace(0.5, 4.0, 4096, device="cuda")
+    optimizer = LBFGS(x, history=5)
+    for _ in range(8):
+        x.grad = None
+        (curvatures * x.pow(2)).sum().backward()
+        assert x.grad is not None
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as waits:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                optimizer.step(x.grad)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        assert len(waits) <= 1, [str(w.message) for w in waits]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"preserve_colors": "luminance"},
+        {"preserve_colors": "histogram"},
+        {"init": "noise"},
+        {"optimizer": "adam"},
+        {"pooling": "avg"},
+        {"size": 320, "iterations": 4, "multiscale": True},
+    ],
+    ids=lambda overrides: ",".join(f"{k}={v}" for k, v in overrides.items()),
+)
+def test_every_option_runs_on_the_gpu(
+    cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image, overrides: dict[str, Any]
+) -> None:
+    chosen = params(**overrides)
+    result = stylize(photo, [painting, painting], chosen, net=cuda_net)
+    assert max(result.image.size) == chosen.size and result.iterations == chosen.iterations
+
+
+def test_a_finished_run_leaves_no_gpu_memory_behind_for_the_next(
+    cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image
+) -> None:
+    stylize(photo, [painting], params(), net=cuda_net)  # libraries' per-stream workspaces appear once
+    before = torch.cuda.memory_allocated()
+    stylize(photo, [painting], params(), net=cuda_net)
+    assert torch.cuda.memory_allocated() == before
