@@ -11,22 +11,14 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
-from torch.autograd import gradcheck
 
 from core.engine import Progress, stylize
 from core.graphs import WARMUP_CALLS, Replayed
 from core.lbfgs import LBFGS
-from core.losses import gram_matrix, style_loss
-from core.params import StyleParams
 from core.vgg import FeatureNet, load_vgg
+from tests.core.runs import params
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-SMALL: dict[str, Any] = {"size": 48, "iterations": 12, "multiscale": False}
-
-
-def params(**overrides: Any) -> StyleParams:
-    return StyleParams(**{**SMALL, **overrides})
 
 
 def test_the_net_goes_to_the_gpu_when_no_device_is_named() -> None:
@@ -36,14 +28,6 @@ def test_the_net_goes_to_the_gpu_when_no_device_is_named() -> None:
 def test_gpu_and_cpu_nets_hold_the_same_weights(net: FeatureNet, cuda_net: FeatureNet) -> None:
     pairs = zip(net.state_dict().values(), cuda_net.state_dict().values(), strict=True)
     assert all(torch.equal(cpu, gpu.cpu()) for cpu, gpu in pairs)
-
-
-def test_style_loss_gradient_matches_finite_differences_on_the_gpu() -> None:
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 4, 5, 6, generator=generator, dtype=torch.float64).cuda()
-    target = gram_matrix(torch.randn(1, 4, 5, 6, generator=generator, dtype=torch.float64).cuda())
-    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
-    assert gradcheck(lambda f: style_loss(f, target), (x,))
 
 
 def test_loss_falls_on_the_gpu(cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image) -> None:

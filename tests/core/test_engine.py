@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 from PIL import Image
@@ -16,12 +14,7 @@ from core.losses import content_loss, gram_matrix, style_loss
 from core.params import StyleParams
 from core.vgg import FeatureNet
 from tests.core.pictures import make_painting
-
-SMALL: dict[str, Any] = {"size": 48, "iterations": 12, "multiscale": False}
-
-
-def params(**overrides: Any) -> StyleParams:
-    return StyleParams(**{**SMALL, **overrides})
+from tests.core.runs import params
 
 
 def distances(net: FeatureNet, image: Image.Image, photo: Image.Image, painting: Image.Image) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.autograd import gradcheck
 
@@ -80,9 +81,13 @@ def test_tv_loss_gradient_matches_finite_differences() -> None:
     assert gradcheck(tv_loss, (features(0, shape=(1, 3, 5, 4)).requires_grad_(),))
 
 
-def test_style_loss_gradient_matches_finite_differences_in_channels_last_layout() -> None:
-    target = gram_matrix(features(1))
-    x = features(0).contiguous(memory_format=torch.channels_last).requires_grad_()
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))],
+)
+def test_style_loss_gradient_matches_finite_differences_in_channels_last_layout(device: str) -> None:
+    target = gram_matrix(features(1).to(device))
+    x = features(0).to(device).contiguous(memory_format=torch.channels_last).requires_grad_()
     assert gradcheck(lambda f: style_loss(f, target), (x,))
 
 
