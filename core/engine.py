@@ -2,9 +2,10 @@
 and the Gram statistics of the paintings (Gatys, Ecker & Bethge, CVPR 2016).
 
 Departures from the paper, and why:
-- Coarse-to-fine: the picture is first optimised at a fraction of the final size, where an iteration is
-  several times cheaper, then upsampled and refined. Large-scale structure settles early and cheaply, so
-  the final size needs far fewer iterations for the same loss.
+- Coarse-to-fine, when asked for: the picture is first optimised at a fraction of the final size, then
+  upsampled and refined. Structures settle at the coarse scale, so brush strokes come out larger than
+  VGG19's receptive field would make them. It is off by default because it is a look, not a speed-up:
+  at equal time, single-scale runs reached lower losses at the final size (512 and 1024 px, README).
 - Several styles are blended in Gram space (a weighted mean of their Gram matrices), not by averaging
   losses, so a blend is one coherent texture target.
 """

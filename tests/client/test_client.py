@@ -117,14 +117,14 @@ def test_submit_sends_parameters_under_the_models_names(
         style_weight=2500,
         content_layers={"relu4_2": 1, "relu3_1": 0.5},
         style_blend=[3, 1],
-        multiscale=False,
+        multiscale=True,
         **TINY,
     )
 
     assert job.params["style_weight"] == 2500
     assert job.params["content_layers"] == {"relu4_2": 1.0, "relu3_1": 0.5}
     assert job.params["style_blend"] == [3.0, 1.0]
-    assert job.params["multiscale"] is False
+    assert job.params["multiscale"] is True
 
 
 def test_a_single_style_need_not_be_wrapped_in_a_list(

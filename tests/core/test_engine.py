@@ -157,12 +157,12 @@ def test_snapshots_arrive_every_n_iterations(net: FeatureNet, photo: Image.Image
     assert snapshots == [(3, (48, 40)), (6, (48, 40))]
 
 
-def test_large_sizes_are_planned_coarse_to_fine() -> None:
-    assert plan_stages(StyleParams(size=512, iterations=300)) == [Stage(256, 180), Stage(512, 120)]
-    stages = plan_stages(StyleParams(size=1024, iterations=301))
+def test_coarse_to_fine_halves_the_size_down_to_the_smallest_useful_side() -> None:
+    assert plan_stages(StyleParams(size=512, iterations=300, multiscale=True)) == [Stage(256, 180), Stage(512, 120)]
+    stages = plan_stages(StyleParams(size=1024, iterations=301, multiscale=True))
     assert [s.size for s in stages] == [256, 512, 1024] and sum(s.iterations for s in stages) == 301
 
 
-def test_small_sizes_and_opt_out_run_at_one_scale() -> None:
-    assert plan_stages(StyleParams(size=256, iterations=50)) == [Stage(256, 50)]
-    assert plan_stages(StyleParams(size=1024, iterations=50, multiscale=False)) == [Stage(1024, 50)]
+def test_the_default_and_small_sizes_run_at_one_scale() -> None:
+    assert plan_stages(StyleParams(size=1024, iterations=50)) == [Stage(1024, 50)]
+    assert plan_stages(StyleParams(size=256, iterations=50, multiscale=True)) == [Stage(256, 50)]

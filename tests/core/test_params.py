@@ -17,7 +17,7 @@ def test_defaults_use_the_papers_layers() -> None:
     params = StyleParams()
     assert params.content_layers == {"relu4_2": 1.0}
     assert list(params.style_layers) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-    assert params.size == 512 and params.optimizer == "lbfgs" and params.multiscale
+    assert params.size == 512 and params.optimizer == "lbfgs" and not params.multiscale
 
 
 def test_layer_names_cover_vgg19() -> None:
