@@ -1,12 +1,14 @@
 """Job records in Redis, kept apart from Celery: the one source of truth for what happened to a job.
 
-A job moves only forward through its states::
+A job moves forward through its states, except that a worker shutting down hands its running job back::
 
     queued ──► running ──► succeeded
-      │  ▲───┘ (redelivery)├─► failed
-      │                    └─► canceled
-      ├──────────────────────► failed      (e.g. the inputs vanished)
-      └──────────────────────► canceled    (a queued job never starts)
+     ▲ │         │ │ ├─► failed
+     │ │         │ │ └─► canceled
+     │ │         │ └──► running   (redelivered after its worker died)
+     └─┼─────────┘                (handed back by a worker shutting down)
+       ├─────────────► failed     (e.g. the inputs vanished)
+       └─────────────► canceled   (a queued job never starts)
 
 Every change is an optimistic transaction on the record (WATCH/MULTI), so a worker's progress report can
 never resurrect a job that was canceled a moment before, and two deliveries of one task cannot both finish
@@ -234,6 +236,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _run_cleared(record: JobRecord, **changes: object) -> JobRecord:
+    """``record`` with ``changes`` and without what an earlier run left: progress, losses, preview."""
+    return record.model_copy(
+        update={
+            "progress": JobProgress(total=record.params.iterations),
+            "losses": {},
+            "preview_key": None,
+            "preview_iteration": None,
+            **changes,
+        }
+    )
+
+
 class JobStore:
     """Job records, their indexes and their counters under one Redis key prefix."""
 
@@ -348,22 +363,33 @@ class JobStore:
         def change(record: JobRecord) -> JobRecord:
             if record.finished:
                 raise InvalidTransition(record, "started")
-            return record.model_copy(
-                update={
-                    "status": "running",
-                    "started_at": _now(),
-                    "attempts": record.attempts + 1,
-                    "worker": worker,
-                    "progress": JobProgress(total=record.params.iterations),
-                    "losses": {},
-                    "preview_key": None,
-                    "preview_iteration": None,
-                }
+            return _run_cleared(
+                record, status="running", started_at=_now(), attempts=record.attempts + 1, worker=worker
             )
 
         def index(pipe: Pipeline[bytes], record: JobRecord) -> None:
             pipe.zrem(self._queued, job_id)
             pipe.zadd(self._running, {job_id: time.time()})
+
+        return self._update(job_id, change, index)
+
+    def requeue(self, job_id: str) -> JobRecord:
+        """running → queued, when a worker that is shutting down hands its job back.
+
+        The interrupted run was nobody's fault, so it is not counted among the job's attempts, which exist to
+        give up on jobs that keep killing their workers.
+        """
+
+        def change(record: JobRecord) -> JobRecord:
+            if record.status != "running":
+                raise InvalidTransition(record, "requeued")
+            return _run_cleared(
+                record, status="queued", started_at=None, attempts=max(0, record.attempts - 1), worker=None
+            )
+
+        def index(pipe: Pipeline[bytes], record: JobRecord) -> None:
+            pipe.zrem(self._running, job_id)
+            pipe.zadd(self._queued, {job_id: record.created_at.timestamp()})
 
         return self._update(job_id, change, index)
 

@@ -164,6 +164,11 @@ class WorkerProcess:
         self.process.kill()
         self.process.wait()
 
+    def shut_down(self, how: signal.Signals = signal.SIGTERM) -> None:
+        """Ask for a warm shutdown (SIGTERM from `docker stop` or `restyle up`, SIGINT from Ctrl-C) and wait for it."""
+        self.process.send_signal(how)
+        self.process.wait(PATIENCE_SECONDS)
+
     def stop(self) -> None:
         """Cold shutdown (SIGQUIT): tests do not wait for a job still running when the session ends."""
         if self.process.poll() is None:

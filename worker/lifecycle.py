@@ -75,6 +75,7 @@ _running: list[Housekeeping] = []  # at most one per process; a list so the sign
 def connect() -> None:
     """Attach the handlers to Celery's worker signals."""
     signals.worker_ready.connect(_on_ready, weak=False)
+    signals.worker_shutting_down.connect(_on_shutting_down, weak=False)
     signals.worker_shutdown.connect(_on_shutdown, weak=False)
 
 
@@ -90,6 +91,12 @@ def _on_ready(sender: Any, **_: Any) -> None:
     housekeeping = Housekeeping(state, str(sender.hostname))
     housekeeping.start()
     _running.append(housekeeping)
+
+
+def _on_shutting_down(**_: Any) -> None:
+    """Sent from the signal handler of Ctrl-C or SIGTERM, while a solo pool's job may be running in this very
+    process. Prefork children do not hear it: they finish their jobs as Celery's warm shutdown intends."""
+    runtime().stopping.set()
 
 
 def _on_shutdown(**_: Any) -> None:

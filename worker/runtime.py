@@ -25,6 +25,9 @@ class Runtime:
     redis: redis.Redis[bytes]
     store: JobStore
     storage: Storage
+    # Set when this process's worker begins to shut down: a job running here then hands itself back to the
+    # queue within one iteration, instead of holding the shutdown up or being killed with it.
+    stopping: threading.Event = field(default_factory=threading.Event)
     _net: FeatureNet | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -3,7 +3,9 @@
 Delivery is at-least-once, so the task is idempotent: a job that already reached a final state is not run
 again, and one left ``running`` by a dead worker restarts from scratch. Every way a run can end is written
 to the job record: succeeded, canceled, or failed with the engine error's code and message (or
-``internal_error`` for anything unforeseen), so no job is left ``running``.
+``internal_error`` for anything unforeseen), so no job is left ``running``. A worker told to shut down
+(Ctrl-C, SIGTERM) stops its job within one iteration and hands it back: the record returns to ``queued``
+and the message to the queue at once, for the next worker, rather than after the broker's visibility timeout.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 
 import redis
 from celery import Task
+from celery.exceptions import Reject
 from PIL import Image
 
 from core.engine import Progress, stylize
@@ -69,6 +72,11 @@ def run_job(state: Runtime, job_id: str, worker: str) -> None:
     try:
         _execute(state, record, report)
     except Cancelled:
+        if report.handed_back:
+            with _settling(job_id):
+                store.requeue(job_id)
+            log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
+            raise Reject("the worker is shutting down", requeue=True) from None
         with _settling(job_id):
             if report.timed_out:
                 limit = state.settings.job_time_limit
@@ -140,6 +148,7 @@ class Report:
         self.interval = state.settings.progress_interval
         self.deadline = time.monotonic() + state.settings.job_time_limit
         self.timed_out = False
+        self.handed_back = False
         self._last_write = float("-inf")
 
     def progress(self, progress: Progress) -> None:
@@ -154,7 +163,10 @@ class Report:
             log.warning("job %s: progress not recorded (%s)", self.job_id, error)  # the run itself goes on
 
     def should_stop(self) -> bool:
-        """Asked every iteration: past the time limit, or the owner asked to cancel."""
+        """Asked every iteration: the worker is shutting down, past the time limit, or the owner asked to cancel."""
+        if self.state.stopping.is_set():
+            self.handed_back = True
+            return True
         if time.monotonic() > self.deadline:
             self.timed_out = True
             return True

@@ -52,11 +52,25 @@ def test_a_running_job_restarts_cleanly_when_redelivered(store: JobStore) -> Non
     assert restarted.progress.iteration == 0
 
 
-def test_a_running_job_never_goes_back_to_the_queue(store: JobStore) -> None:
+def test_a_redelivered_job_stays_out_of_the_queue(store: JobStore) -> None:
     record = running(store)
     store.start(record.id, "worker-2")
     assert store.get_owned(record.id, OWNER).status == "running"
     assert store.queue_depth() == 0
+
+
+def test_a_job_handed_back_by_a_worker_shutting_down_is_queued_without_using_an_attempt(store: JobStore) -> None:
+    record = running(store)
+    store.report_progress(record.id, 5, 10, {"total": 1.0})
+    requeued = store.requeue(record.id)
+    assert (requeued.status, requeued.attempts, requeued.worker, requeued.started_at) == ("queued", 0, None, None)
+    assert requeued.progress.iteration == 0 and requeued.losses == {}
+    assert store.queue_depth() == 1
+
+
+def test_only_a_running_job_can_be_handed_back(store: JobStore) -> None:
+    with pytest.raises(InvalidTransition):
+        store.requeue(queued(store).id)
 
 
 def test_progress_of_a_running_job_is_recorded_with_its_percentage(store: JobStore) -> None:

@@ -1,10 +1,12 @@
-"""Nothing lost: a job whose worker is SIGKILLed mid-run is redelivered and finished by another worker."""
+"""Nothing lost: a job whose worker dies or shuts down mid-run is run again by another worker."""
 
 from __future__ import annotations
 
 import io
+import signal
 from collections.abc import Callable
 
+import pytest
 from PIL import Image
 
 from restyle.settings import Settings
@@ -31,3 +33,27 @@ def test_a_job_survives_its_worker_being_killed(
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 2
     assert Image.open(io.BytesIO(result.content)).size == (32, 27)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_worker_shutting_down_hands_its_job_back_to_the_queue(
+    how: signal.Signals,
+    make_settings: MakeSettings,
+    start_api: Callable[[Settings], ApiServer],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    # The default visibility timeout is an hour: the job can only come back this soon by being handed back.
+    settings = make_settings()
+    api = start_api(settings)
+    first = start_worker(settings)
+    with api.client() as http:
+        job = submit(http, size=32, iterations=5000).json()
+        wait_for(http, job["id"], running_with_progress)
+        first.shut_down(how)
+        handed_back = http.get(f"/v1/jobs/{job['id']}").json()
+        start_worker(settings)
+        running_again = wait_for(http, job["id"], running_with_progress)
+        http.post(f"/v1/jobs/{job['id']}/cancel")  # the rest of the run proves nothing more
+    assert handed_back["status"] == "queued", handed_back
+    assert handed_back["progress"]["iteration"] == 0 and handed_back["attempts"] == 0
+    assert running_again["attempts"] == 1
