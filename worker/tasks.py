@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import redis
 from celery import Task
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # A lost Redis connection is the one failure we cannot record; the task is retried until Redis is back.
 REDIS_RETRY_SECONDS = 5
+
+StopReason = Literal["shutdown", "time_limit", "cancel"]
 
 
 @app.task(name=STYLIZE_TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]  # Celery is untyped
@@ -72,13 +75,13 @@ def run_job(state: Runtime, job_id: str, worker: str) -> None:
     try:
         _execute(state, record, report)
     except Cancelled:
-        if report.handed_back:
+        if report.stopped_for == "shutdown":
             with _settling(job_id):
                 store.requeue(job_id)
             log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
             raise Reject("the worker is shutting down", requeue=True) from None
         with _settling(job_id):
-            if report.timed_out:
+            if report.stopped_for == "time_limit":
                 limit = state.settings.job_time_limit
                 store.fail(job_id, "time_limit_exceeded", f"the run took longer than the limit of {limit:g} s")
             else:
@@ -147,8 +150,8 @@ class Report:
         self.job_id = record.id
         self.interval = state.settings.progress_interval
         self.deadline = time.monotonic() + state.settings.job_time_limit
-        self.timed_out = False
-        self.handed_back = False
+        # Why the engine was told to stop, once it has been: the one fact the outcome depends on.
+        self.stopped_for: StopReason | None = None
         self._last_write = float("-inf")
 
     def progress(self, progress: Progress) -> None:
@@ -164,16 +167,18 @@ class Report:
 
     def should_stop(self) -> bool:
         """Asked every iteration: the worker is shutting down, past the time limit, or the owner asked to cancel."""
+        self.stopped_for = self._reason_to_stop()
+        return self.stopped_for is not None
+
+    def _reason_to_stop(self) -> StopReason | None:
         if self.state.stopping.is_set():
-            self.handed_back = True
-            return True
+            return "shutdown"
         if time.monotonic() > self.deadline:
-            self.timed_out = True
-            return True
+            return "time_limit"
         try:
-            return self.state.store.is_cancel_requested(self.job_id)
+            return "cancel" if self.state.store.is_cancel_requested(self.job_id) else None
         except redis.RedisError:
-            return False
+            return None
 
     def snapshot(self, iteration: int, image: Image.Image) -> None:
         """Store a small JPEG of the picture so far, for live previews."""
