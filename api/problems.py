@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from core.errors import InvalidImage, InvalidRequest
 from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound
@@ -84,6 +85,10 @@ class PayloadTooLarge(Problem):
 
 class UnsupportedMediaType(Problem):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class IncompleteUpload(Problem):
+    status, code, title = 400, "incomplete_upload", "Incomplete upload"
 
 
 class InvalidUpload(Problem):
@@ -204,6 +209,13 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(redis.RedisError, _redis_down)
     app.add_exception_handler(OperationalError, _redis_down)  # kombu's wrapper when publishing fails
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
+        # Nobody reads this answer; it exists so logs and metrics show a client that left (nginx's 499), not a
+        # server error.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return respond(request, 499, "client_closed_request", "Client closed request", "the client went away")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -11,13 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import InvalidField, InvalidUpload, PayloadTooLarge, UnsupportedMediaType, respond
+from api.problems import (
+    IncompleteUpload,
+    InvalidField,
+    InvalidUpload,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    respond,
+)
 from core.images import decode_image
 from core.params import MAX_STYLES, StyleParams
+from core.schedule import check_fits
 
 CONTENT_FIELD = "content"
 STYLE_FIELD = "style"
@@ -26,10 +35,14 @@ _FILE_FIELDS = (CONTENT_FIELD, STYLE_FIELD)
 
 
 class UploadLimit:
-    """ASGI middleware refusing request bodies over ``max_bytes`` with 413, before they are read whole.
+    """ASGI middleware that bounds request bodies and refuses multipart bodies that were cut short.
 
-    A declared ``Content-Length`` over the limit is refused before a byte is read; a chunked body is
-    counted as it streams and refused the moment it passes the limit.
+    A declared ``Content-Length`` over ``max_bytes`` is refused with 413 before a byte is read; a chunked
+    body is counted as it streams and refused the moment it passes the limit. The multipart parser takes a
+    body that stops without its closing boundary for a complete one, silently dropping the part it was in
+    (a painting, or a parameter that then takes its default), so the last bytes of every multipart body are
+    checked for that boundary when the body ends. An epilogue after it (RFC 2046 allows one; no client
+    sends one) is refused too.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -40,7 +53,8 @@ class UploadLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             response = respond(
                 Request(scope),
@@ -52,21 +66,41 @@ class UploadLimit:
             )
             await response(scope, receive, send)
             return
-        received = 0
+        closing = _closing_delimiter(headers.get(b"content-type", b"").decode("latin-1"))
+        received, tail = 0, b""
 
-        async def counted() -> Message:
-            nonlocal received
+        async def checked() -> Message:
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > self.max_bytes:
                     raise PayloadTooLarge(self._message(), headers={"Connection": "close"})
+                if closing is not None:
+                    tail = (tail + body)[-(len(closing) + _TAIL_SLACK) :]
+                    if not message.get("more_body", False) and not tail.rstrip().endswith(closing):
+                        raise IncompleteUpload(
+                            "the multipart body ends without its closing boundary, so the upload was cut short; "
+                            "nothing was queued"
+                        )
             return message
 
-        await self.app(scope, counted, send)
+        await self.app(scope, checked, send)
 
     def _message(self) -> str:
         return f"the request body exceeds the limit of {self.max_bytes:,} bytes (all images together)"
+
+
+# Room for the line break (and stray whitespace) that clients put after the closing boundary.
+_TAIL_SLACK = 8
+
+
+def _closing_delimiter(content_type: str) -> bytes | None:
+    """``--boundary--`` of a multipart body, or None for any other kind of body (or one without a boundary)."""
+    media_type, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    return b"--" + boundary + b"--" if media_type == b"multipart/form-data" and boundary else None
 
 
 @dataclass(frozen=True)
@@ -92,12 +126,14 @@ class RawSubmission:
 
 async def read_form(request: Request) -> RawSubmission:
     """Parse the multipart body and check its shape: one content file, 1–4 style files, text fields."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    media_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if media_type != b"multipart/form-data":
         raise UnsupportedMediaType(
             "send multipart/form-data with a 'content' file and 1–4 'style' files "
             "(curl -F content=@photo.jpg -F style=@painting.jpg)"
         )
-    # Starlette's own caps sit above ours, so the messages below are the ones callers see.
+    # Caps far above what a valid job sends (five files, a few dozen fields), which only a runaway client meets;
+    # it gets Starlette's 400 naming the cap instead of the messages below.
     form = await request.form(max_files=4 * (MAX_STYLES + 1), max_fields=200, max_part_size=64 * 1024)
     unexpected = sorted({key for key, value in form.multi_items() if isinstance(value, UploadFile)} - set(_FILE_FIELDS))
     if unexpected:
@@ -144,9 +180,14 @@ def validate(raw: RawSubmission, *, max_pixels: int, webhooks_enabled: bool) -> 
     params.blend_weights(len(raw.styles))
     content = _read(raw.content)
     styles = [_read(upload) for upload in raw.styles]
-    decode_image(content, max_pixels=max_pixels, name=f"content ({raw.content.filename or 'unnamed'})")
-    for index, (data, upload) in enumerate(zip(styles, raw.styles, strict=True), start=1):
-        decode_image(data, max_pixels=max_pixels, name=f"style {index} ({upload.filename or 'unnamed'})")
+    content_name = f"content ({raw.content.filename or 'unnamed'})"
+    style_names = [f"style {index} ({upload.filename or 'unnamed'})" for index, upload in enumerate(raw.styles, 1)]
+    content_size = decode_image(content, max_pixels=max_pixels, name=content_name).size
+    style_sizes = [
+        decode_image(data, max_pixels=max_pixels, name=name).size
+        for data, name in zip(styles, style_names, strict=True)
+    ]
+    check_fits(params, (content_name, content_size), list(zip(style_names, style_sizes, strict=True)))
     return Submission(params, content, styles, webhook_url, raw.fingerprint)
 
 

@@ -24,10 +24,11 @@ from PIL import Image
 from torchvision.models import vgg19
 from torchvision.transforms.functional import pil_to_tensor
 
-from core.engine import LBFGS_HISTORY, Progress, plan_stages, stylize
+from core.engine import LBFGS_HISTORY, Progress, stylize
 from core.images import decode_image, fit_longest_side
 from core.losses import relative_error, tv_loss
 from core.params import LAYER_NAMES, VGG19_CONFIG, StyleParams
+from core.schedule import plan_stages
 from core.vgg import FeatureNet, load_vgg
 
 TARGET_FLOOR_RATIO = 1.15

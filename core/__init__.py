@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import (
     Cancelled,
+    DeviceUnavailable,
     ImageTooLarge,
     ImageTooSmall,
     InvalidImage,
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_STYLES",
     "MEDIA_TYPES",
     "Cancelled",
+    "DeviceUnavailable",
     "FeatureNet",
     "ImageTooLarge",
     "ImageTooSmall",

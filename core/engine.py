@@ -31,12 +31,9 @@ from core.lbfgs import LBFGS
 from core.losses import content_loss, gram_matrix, style_loss, tv_loss
 from core.memory import reused_allocations
 from core.params import StyleParams
+from core.schedule import Stage, check_fits, plan_stages, style_side
 from core.vgg import FeatureNet
 
-# Below this longest side a coarse stage sees too little of the picture to be worth its iterations.
-MIN_COARSE_SIDE = 160
-# Share of all iterations spent at the final size; the rest is split evenly across the coarser stages.
-FINAL_STAGE_SHARE = 0.4
 LBFGS_HISTORY = 50
 
 
@@ -70,30 +67,9 @@ class Stylized:
     losses: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One step of the coarse-to-fine schedule."""
-
-    size: int
-    iterations: int
-
-
 ProgressCallback = Callable[[Progress], None]
 CancelCheck = Callable[[], bool]
 SnapshotCallback = Callable[[int, Image.Image], None]
-
-
-def plan_stages(params: StyleParams) -> list[Stage]:
-    """Split the iteration budget over sizes halving from the final one, coarsest first."""
-    sizes = [params.size]
-    while params.multiscale and sizes[0] // 2 >= MIN_COARSE_SIDE:
-        sizes.insert(0, sizes[0] // 2)
-    if len(sizes) == 1:
-        return [Stage(params.size, params.iterations)]
-    final = max(1, round(params.iterations * FINAL_STAGE_SHARE))
-    coarse, extra = divmod(params.iterations - final, len(sizes) - 1)
-    counts = [coarse + (1 if i < extra else 0) for i in range(len(sizes) - 1)] + [final]
-    return [Stage(size, count) for size, count in zip(sizes, counts, strict=True) if count > 0]
 
 
 def stylize(
@@ -109,6 +85,7 @@ def stylize(
 ) -> Stylized:
     """Repaint ``content`` in the blended style of ``styles``; raises ``Cancelled`` when asked to stop."""
     blend = params.blend_weights(len(styles))
+    check_fits(params, ("content", content.size), [(f"style {i}", style.size) for i, style in enumerate(styles, 1)])
     content_source, style_sources = content, list(styles)
     if params.preserve_colors == "luminance":
         content_source = colors.luminance_only(content)
@@ -175,12 +152,11 @@ class _Targets:
         blend: Sequence[float],
         size: int,
     ) -> _Targets:
-        style_side = max(16, round(size * params.style_scale))
         with torch.no_grad():
             content_features = net(content, params.content_layers, params.pooling)
             grams: dict[str, Tensor] = {}
             for style, weight in zip(styles, blend, strict=True):
-                pixels = _to_tensor(fit_longest_side(style, style_side), net.device)
+                pixels = _to_tensor(fit_longest_side(style, style_side(params, size)), net.device)
                 if params.preserve_colors == "histogram":
                     pixels = colors.match_color_statistics(pixels[0].cpu(), content[0].cpu())[None].to(net.device)
                 for name, features in net(pixels, params.style_layers, params.pooling).items():

@@ -9,6 +9,7 @@ The hierarchy, drawn as a tree::
     │   ├── ImageTooLarge       more pixels than allowed (decompression bombs land here)
     │   └── ImageTooSmall       a side shorter than the network can see
     ├── InvalidRequest          parameters that are valid alone but not together (e.g. blend vs styles)
+    ├── DeviceUnavailable       the requested torch device is not a device, or not on this machine
     ├── WeightsError            the VGG19 weights cannot be loaded
     │   ├── WeightsNotFound     the requested weights are not on this machine
     │   └── WeightsMismatch     the file is not a VGG19 state dict of the right shape
@@ -65,6 +66,12 @@ class InvalidRequest(RestyleError):
     """Parameters that pass field validation but contradict the inputs (e.g. blend weights vs styles)."""
 
     code = "invalid_request"
+
+
+class DeviceUnavailable(RestyleError):
+    """The torch device named in the request or the settings cannot run the engine here (no CUDA, bad name)."""
+
+    code = "device_unavailable"
 
 
 class WeightsError(RestyleError):

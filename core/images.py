@@ -7,9 +7,11 @@ engine. Every way an upload can be unusable ends in a typed ``InvalidImage`` nam
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from typing import Literal, cast
 
+import numpy
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import ImageTooLarge, ImageTooSmall, NotAnImage, TruncatedImage
@@ -20,6 +22,19 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp":
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 16
 _WHITE = (255, 255, 255)
+# Pillow's format plugins parse hostile bytes with plain Python and raise whatever their parsers hit: OSError
+# and SyntaxError by convention, but also ValueError, NotImplementedError (unknown DDS pixel formats),
+# OverflowError (TIFF offsets), struct.error, IndexError, KeyError, ZeroDivisionError, TypeError.
+_PARSER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    NotImplementedError,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    struct.error,
+)
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> Image.Image:
@@ -41,8 +56,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str
         raise NotAnImage(
             f"{name} is not an image in a format we can read (PNG, JPEG, WebP, GIF, BMP, TIFF, …)"
         ) from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise NotAnImage(f"{name} could not be read as an image: {error}") from error
+    except _PARSER_ERRORS as error:
+        raise NotAnImage(f"{name} could not be read as an image: {_reason(error)}") from error
 
     width, height = image.size
     if width * height > max_pixels:
@@ -53,22 +68,28 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str
     try:
         image.seek(0)  # animations: the first frame is the picture
         image.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        return _to_rgb(ImageOps.exif_transpose(image), name)
+    except (*_PARSER_ERRORS, EOFError) as error:
         if "truncated" in str(error).lower() or isinstance(error, EOFError):
             raise TruncatedImage(f"{name} is truncated: the file ends before the picture does") from error
-        raise NotAnImage(f"{name} could not be decoded: {error}") from error
-    return _to_rgb(ImageOps.exif_transpose(image))
+        raise NotAnImage(f"{name} could not be decoded: {_reason(error)}") from error
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def _reason(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     """Normalise every Pillow mode to 8-bit RGB; transparency is composited onto white, as a viewer shows it."""
     if image.mode.startswith("I"):
-        # Pillow's direct conversion clips 16-bit values at 255 (an all-white picture); rescale instead.
-        image = image.convert("I")
-        _, high = cast(tuple[int, int], image.getextrema())
-        scale = 1 / 257 if high > 255 else 1.0
-        image = image.point(lambda value: value * scale).convert("L")
+        # Pillow's direct conversion clips deep integers at 255 (an all-white picture). 16-bit files are
+        # 16-bit whatever their values; a 32-bit one is read at the smallest usual depth that holds its values.
+        bits = 16 if image.mode.startswith("I;16") else _bits_holding(image.convert("I"))
+        image = image.convert("I").point(lambda value: value * 255 / (2**bits - 1)).convert("L")
     if image.mode == "F":
+        # Pillow's extrema skip NaN (every comparison with it is false), so a NaN would go unnoticed there.
+        if not numpy.isfinite(numpy.asarray(image)).all():
+            raise NotAnImage(f"{name} has pixels that are not finite numbers (NaN or infinity)")
         low, top = cast(tuple[float, float], image.getextrema())
         span = (top - low) or 1.0
         image = image.point(lambda value: (value - low) * 255 / span).convert("L")
@@ -82,11 +103,21 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _bits_holding(image: Image.Image) -> int:
+    _, high = cast(tuple[int, int], image.getextrema())
+    return next(bits for bits in (8, 16, 32) if high < 2**bits)
+
+
+def scaled_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The size ``fit_longest_side`` gives a picture of ``size``: longest side ``side``, aspect ratio kept."""
+    width, height = size
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def fit_longest_side(image: Image.Image, side: int) -> Image.Image:
     """Scale so the longest side is ``side`` px, keeping the aspect ratio (Lanczos, the sharpest good filter)."""
-    width, height = image.size
-    scale = side / max(width, height)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    target = scaled_size(image.size, side)
     return image if target == image.size else image.resize(target, Image.Resampling.LANCZOS)
 
 

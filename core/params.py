@@ -83,7 +83,8 @@ class StyleParams(BaseModel):
     energy), so the weights keep their meaning at any image size and with any network weights.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity pass every range check vacuously or fail it with a misleading bound; refuse them as such.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     content_weight: float = Field(1.0, ge=0, le=1e6, description="How strongly the result keeps the photo's structure.")
     style_weight: float = Field(
@@ -140,7 +141,9 @@ class StyleParams(BaseModel):
         0,
         ge=0,
         le=2**31 - 1,
-        description="Seeds noise and random weights; same seed and parameters give the same bytes on CPU.",
+        description=(
+            "Seeds the noise start (init=noise); the same seed, parameters and CPU thread count give the same bytes."
+        ),
     )
     output_format: Literal["png", "jpeg", "webp"] = Field("png", description="Encoding of the result.")
 
@@ -162,6 +165,13 @@ class StyleParams(BaseModel):
         if blend is not None and sum(blend) <= 0:
             raise ValueError("at least one blend weight must be positive")
         return blend
+
+    @property
+    def min_side(self) -> int:
+        """The shortest picture side, in px, that still reaches the deepest layer in use with one position:
+        each pooling stage on the way halves it."""
+        deepest = max(LAYER_NAMES.index(name) for name in (*self.content_layers, *self.style_layers))
+        return 2 ** sum(name.startswith("pool") for name in LAYER_NAMES[: deepest + 1])
 
     def blend_weights(self, n_styles: int) -> list[float]:
         """Normalised per-style weights for ``n_styles`` images; raises if the blend does not fit them."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import VGG19_Weights
 
-from core.errors import WeightsMismatch, WeightsNotFound
+from core.errors import DeviceUnavailable, WeightsMismatch, WeightsNotFound
 from core.params import LAYER_NAMES, VGG19_CONFIG
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ class FeatureNet(nn.Module):
 
 def load_vgg(weights: str = "auto", device: str | torch.device | None = None) -> FeatureNet:
     """Build the feature net once per process; ``weights`` is auto | imagenet | random | PATH | caffe:PATH."""
-    target = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    target = _usable_device(device)
     if weights == "auto":
         cached = _imagenet_cache_path()
         if cached.is_file():
@@ -105,6 +107,28 @@ def load_vgg(weights: str = "auto", device: str | torch.device | None = None) ->
     return net.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
+def _usable_device(device: str | torch.device | None) -> torch.device:
+    """The device to run on, checked before any weights are read so a bad name fails at once and typed."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceUnavailable(f"'{device}' is not a torch device (use cpu, cuda or cuda:N)") from error
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceUnavailable(f"device '{device}': CUDA is not available on this machine")
+        if target.index is not None and target.index >= count:
+            raise DeviceUnavailable(f"device '{device}': this machine has {count} CUDA device(s)")
+    elif target.type != "cpu":
+        try:  # other backends (mps, xpu, …) each fail in their own way when absent; one allocation finds out
+            torch.empty(0, device=target)
+        except Exception as error:
+            raise DeviceUnavailable(f"device '{device}' is not available on this machine") from error
+    return target
+
+
 def _imagenet_cache_path() -> Path:
     """Where torchvision's own download would have put IMAGENET1K_V1 (honours TORCH_HOME)."""
     filename = os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
@@ -112,16 +136,34 @@ def _imagenet_cache_path() -> Path:
 
 
 def _read_state_dict(path: Path, label: str) -> Mapping[str, Tensor]:
+    if path.is_dir():
+        raise WeightsNotFound(f"VGG19 weights path {path} is a directory, not a weights file")
     if not path.is_file():
         hint = " (fetch them with `python -m core.vgg fetch` on a machine with internet)" if label == "imagenet" else ""
         raise WeightsNotFound(f"VGG19 weights '{label}' not found at {path}{hint}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many unrelated types for a bad pickle or a non-torch file
-        raise WeightsMismatch(f"{path} is not a PyTorch state dict: {error}") from error
+        raise WeightsMismatch(f"{path} is not a PyTorch state dict ({_unreadable_because(path, error)})") from error
     if not isinstance(state, Mapping):
         raise WeightsMismatch(f"{path} holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def _unreadable_because(path: Path, error: Exception) -> str:
+    """A short reason in our words: torch's own can run to pages, or advise ``weights_only=False``, which would
+    let the file run arbitrary code."""
+    if isinstance(error, OSError):
+        return error.strerror or type(error).__name__
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(error, EOFError):
+        return "the file ends early"
+    if isinstance(error, pickle.UnpicklingError) and zipfile.is_zipfile(path):
+        return "it holds Python objects besides tensors, such as a whole model; save its state_dict() instead"
+    if isinstance(error, pickle.UnpicklingError):
+        return "it was not written by torch.save"
+    return "it is not a complete torch.save archive"
 
 
 def _conv_shapes() -> list[tuple[int, int]]:
@@ -151,7 +193,7 @@ def _random_convs(seed: int) -> nn.ModuleList:
 
 def _convs_from_state_dict(state: Mapping[str, Tensor]) -> nn.ModuleList:
     """Accept a whole torchvision VGG19 (``features.N.weight``) or its features alone (``N.weight``)."""
-    prefix = "features." if any(key.startswith("features.") for key in state) else ""
+    prefix = "features." if any(str(key).startswith("features.") for key in state) else ""
     convs = _empty_convs()
     for conv, index in zip(convs, _CONV_INDICES, strict=True):
         assert isinstance(conv, nn.Conv2d) and conv.bias is not None
@@ -159,6 +201,8 @@ def _convs_from_state_dict(state: Mapping[str, Tensor]) -> nn.ModuleList:
             key = f"{prefix}{index}.{suffix}"
             if key not in state:
                 raise WeightsMismatch(f"weights file lacks '{key}': it is not a VGG19 state dict")
+            if not isinstance(state[key], Tensor):
+                raise WeightsMismatch(f"'{key}' holds a {type(state[key]).__name__}, VGG19 needs a tensor")
             if tuple(state[key].shape) != tuple(param.shape):
                 raise WeightsMismatch(f"'{key}' has shape {tuple(state[key].shape)}, VGG19 needs {tuple(param.shape)}")
             param.data.copy_(state[key])

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import ValidationError
+
 from restyle.cli import serve, stylize
+from restyle.cli.arguments import EXIT_INTERRUPTED, fail
+from restyle.settings import get_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,11 +22,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; each subcommand returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    """Console-script entry point; each subcommand returns the exit code, and Ctrl-C anywhere exits 130."""
+    try:
+        return _dispatch(build_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        print("restyle: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand once the settings are known to be valid: a bad RESTYLE_… variable stops any command
+    before it does work, even one that would not have read that variable."""
+    try:
+        get_settings()
+    except ValidationError as error:
+        return fail(_settings_problems(error))
     code: int = args.run(args)
     return code
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _settings_problems(error: ValidationError) -> str:
+    """Name the environment variable to fix, never its value (it may be a secret such as an API key)."""
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        # A check across several settings has no single field; its message names the fields itself.
+        where = f"RESTYLE_{str(item['loc'][0]).upper()}" if item["loc"] else "settings"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)

@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from core.errors import RestyleError
-from core.images import decode_image, encode_image
+from core.images import OutputFormat, decode_image, encode_image
 from core.params import StyleParams
+from core.schedule import check_fits, plan_stages
+from restyle.cli.arguments import fail, int_in_range
+from restyle.settings import get_settings
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from core.engine import Stylized
+    from core.vgg import FeatureNet
 
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+# What --output-format's help shows as its default: the parameter model's own (png) applies only without one.
+_FORMAT_DEFAULT = "from the -o extension, else png"
+
+
+class _Unusable(Exception):
+    """An argument this command finds unusable before the engine sees it (the output path, its extension)."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +43,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("content", type=Path, metavar="CONTENT")
     parser.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the result")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="where to write the result; its extension (.png, .jpg, .jpeg, .webp or none) sets the format",
+    )
     parser.add_argument(
         "--weights",
         default=None,
@@ -35,16 +58,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument(
         "--save-every",
-        type=int,
+        type=int_in_range(0),
         default=0,
         metavar="N",
-        help="also write the picture every N iterations, next to the output",
+        help="also write the picture every N iterations, next to the output (default: 0, never)",
     )
     group = parser.add_argument_group("style parameters")
     for name, info in StyleParams.model_fields.items():
         flag = "--" + name.replace("_", "-")
         default = info.get_default(call_default_factory=True)
         shown = ",".join(f"{k}:{v:g}" for k, v in default.items()) if isinstance(default, dict) else default
+        if name == "output_format":
+            shown = _FORMAT_DEFAULT
         help_text = f"{info.description} (default: {shown})"
         if info.annotation is bool:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -56,83 +81,152 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    """Stylise, showing a progress bar; user errors exit 2 with the engine's message, never a traceback."""
+    """Stylise, showing a progress bar; user errors exit 2 with the engine's message, never a traceback.
+
+    Everything that can be checked without the network is checked first, so a mistake never costs a whole run.
+    """
     try:
         params = _params_from(args)
+        _check_writable(args.output)
         content = _read_image(args.content, "content")
         styles = [_read_image(path, f"style {i}") for i, path in enumerate(args.styles, start=1)]
         params.blend_weights(len(styles))
-    except ValidationError as error:
-        return _fail(
-            "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in error.errors())
+        check_fits(
+            params,
+            (f"content ({args.content})", content.size),
+            [
+                (f"style {i} ({path})", style.size)
+                for i, (path, style) in enumerate(zip(args.styles, styles, strict=True), 1)
+            ],
         )
-    except (RestyleError, OSError) as error:
-        return _fail(str(error))
+    except ValidationError as error:
+        return fail(_flag_problems(error))
+    except (RestyleError, _Unusable, OSError) as error:
+        return fail(str(error))
 
-    from tqdm import tqdm
-
-    from core.engine import Progress, stylize
     from core.vgg import load_vgg
-    from restyle.settings import get_settings
 
     settings = get_settings()
     try:
         net = load_vgg(args.weights or settings.weights, args.device or settings.device)
-    except RestyleError as error:
-        return _fail(str(error))
-    bar = tqdm(total=1, unit="it", dynamic_ncols=True, file=sys.stderr)
+        result = _stylize_with_progress(content, styles, params, net, args.output, args.save_every)
+        _write(args.output, result.image, params.output_format)
+    except (RestyleError, _Unusable) as error:
+        return fail(str(error))
+    _report(args.output, result)
+    return 0
 
-    def show(progress: Progress) -> None:
-        bar.total = progress.total
-        bar.set_postfix(
-            size=progress.size,
-            content=f"{progress.content_loss:.3g}",
-            style=f"{progress.style_loss:.3g}",
-            tv=f"{progress.tv_loss:.3g}",
-            refresh=False,
-        )
-        bar.update(progress.iteration - bar.n)
 
-    def save_snapshot(iteration: int, image: Any) -> None:
-        path = args.output.with_name(f"{args.output.stem}_{iteration:04d}{args.output.suffix}")
-        path.write_bytes(encode_image(image, params.output_format))
+def _stylize_with_progress(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    params: StyleParams,
+    net: FeatureNet,
+    output: Path,
+    save_every: int,
+) -> Stylized:
+    """The engine run behind a progress bar on stderr, closed however the run ends."""
+    from tqdm import tqdm
 
-    try:
-        result = stylize(
+    from core.engine import Progress, stylize
+
+    total = sum(stage.iterations for stage in plan_stages(params))
+    with tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr) as bar:
+
+        def show(progress: Progress) -> None:
+            bar.set_postfix(
+                size=progress.size,
+                content=f"{progress.content_loss:.3g}",
+                style=f"{progress.style_loss:.3g}",
+                tv=f"{progress.tv_loss:.3g}",
+                refresh=False,
+            )
+            bar.update(progress.iteration - bar.n)
+
+        def save_snapshot(iteration: int, image: Image.Image) -> None:
+            _write(output.with_name(f"{output.stem}_{iteration:04d}{output.suffix}"), image, params.output_format)
+
+        return stylize(
             content,
             styles,
             params,
             net=net,
             on_progress=show,
-            on_snapshot=save_snapshot if args.save_every else None,
-            snapshot_every=args.save_every,
+            on_snapshot=save_snapshot if save_every else None,
+            snapshot_every=save_every,
         )
-    except RestyleError as error:
-        bar.close()
-        return _fail(str(error))
-    except KeyboardInterrupt:
-        bar.close()
-        return _fail("interrupted")
-    bar.close()
-    args.output.write_bytes(encode_image(result.image, params.output_format))
-    print(
-        f"wrote {args.output} ({result.image.width}×{result.image.height}) in {result.seconds:.1f} s, "
-        f"{result.iterations} iterations, weights {result.weights}"
-    )
-    return 0
 
 
 def _params_from(args: argparse.Namespace) -> StyleParams:
     values = {name: getattr(args, name) for name in StyleParams.model_fields}
-    if values["output_format"] is None:
-        values["output_format"] = _SUFFIX_FORMATS.get(args.output.suffix.lower())
+    values["output_format"] = _output_format(args.output, values["output_format"])
     return StyleParams.from_mapping(values)
 
 
-def _read_image(path: Path, name: str) -> Any:
+def _output_format(output: Path, requested: str | None) -> str | None:
+    """The format the output's name implies; bytes that contradict the name would mislead every later reader."""
+    suffix = output.suffix.lower()
+    if not suffix:
+        return requested
+    implied = _SUFFIX_FORMATS.get(suffix)
+    if implied is None:
+        known = ", ".join(_SUFFIX_FORMATS)
+        raise _Unusable(f"-o {output}: unknown extension {suffix} (use {known}, or none and --output-format)")
+    if requested not in (None, implied):
+        raise _Unusable(f"-o {output} names a {implied} file but --output-format is {requested}")
+    return implied
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before the run, not after it; snapshots go to the same directory, so this covers them too.
+
+    Opening the file is the only reliable test: permission bits say nothing for root or for /proc.
+    """
+    if not path.parent.is_dir():
+        raise _Unusable(f"cannot write {path}: directory {path.parent} does not exist")
+    existed = path.exists()
+    try:
+        with path.open("ab"):  # appending leaves an existing file as it is until the result replaces it
+            pass
+    except OSError as error:
+        raise _Unusable(f"cannot write {path}: {error.strerror}") from error
+    if not existed:
+        path.unlink()
+
+
+def _write(path: Path, image: Image.Image, output_format: OutputFormat) -> None:
+    try:
+        path.write_bytes(encode_image(image, output_format))
+    except OSError as error:
+        raise _Unusable(f"cannot write {path}: {error.strerror}") from error
+
+
+def _report(output: Path, result: Stylized) -> None:
+    """The summary line on stdout. A reader that left early (``| true``) does not undo the written picture,
+    so a closed pipe is no error."""
+    try:
+        print(
+            f"wrote {output} ({result.image.width}×{result.image.height}) in {result.seconds:.1f} s, "
+            f"{result.iterations} iterations, weights {result.weights}",
+            flush=True,
+        )
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report the broken pipe there; let that flush go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _read_image(path: Path, name: str) -> Image.Image:
     return decode_image(path.read_bytes(), name=f"{name} ({path})")
 
 
-def _fail(message: str) -> int:
-    print(f"restyle: error: {message}", file=sys.stderr)
-    return 2
+def _flag_problems(error: ValidationError) -> str:
+    """Name the flag as typed, then the item inside it (a layer, or the n-th number of a list)."""
+    problems = []
+    for item in error.errors():
+        field, *inner = item["loc"]
+        parts = [
+            "--" + str(field).replace("_", "-"),
+            *(f"item {i + 1}" if isinstance(i, int) else str(i) for i in inner),
+        ]
+        problems.append(f"{': '.join(parts)}: {item['msg']}")
+    return "; ".join(problems)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import struct
+import time
 import zlib
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ApiServer, MakeSettings, make_png, submit
+from tests.conftest import ALICE, ApiServer, MakeSettings, make_png, submit
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
@@ -35,6 +37,11 @@ def content(data: bytes, name: str = "photo.png") -> tuple[str, tuple[str, bytes
 
 def style(data: bytes, name: str = "painting.png") -> tuple[str, tuple[str, bytes, str]]:
     return ("style", (name, data, "image/png"))
+
+
+def encoded_submission(http: httpx.Client) -> httpx.Request:
+    """A valid submission, encoded but not sent, for tests that tamper with its bytes or headers."""
+    return http.build_request("POST", "/v1/jobs", files=[content(make_png()), style(make_png())], data={"size": "32"})
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -105,6 +112,41 @@ def test_a_tiny_image_is_refused(client: httpx.Client) -> None:
     body = problem(post(client, [content(make_png(8, 8), "icon.png"), style(make_png())]), 422)
     assert body["code"] == "image_too_small"
     assert "icon.png" in body["detail"]
+
+
+def test_a_panorama_too_thin_at_the_requested_size_is_refused(client: httpx.Client) -> None:
+    body = problem(post(client, [content(make_png(400, 16), "ribbon.png"), style(make_png())], {"size": 64}), 422)
+    assert body["code"] == "image_too_small"
+    assert "ribbon.png" in body["detail"] and "64×3" in body["detail"]
+
+
+def test_a_multipart_body_cut_before_its_closing_boundary_is_refused(client: httpx.Client) -> None:
+    request = encoded_submission(client)
+    whole = request.read()
+    cut = whole[: whole.rindex(b"\r\n--")]  # the last field loses its closing boundary, as a dropped connection would
+    response = client.post("/v1/jobs", content=cut, headers={"Content-Type": request.headers["Content-Type"]})
+    assert problem(response, 400)["code"] == "incomplete_upload"
+
+
+def test_the_multipart_media_type_is_case_insensitive(client: httpx.Client) -> None:
+    request = encoded_submission(client)
+    media_type = request.headers["Content-Type"].replace("multipart/form-data", "Multipart/Form-Data")
+    response = client.post("/v1/jobs", content=request.read(), headers={"Content-Type": media_type})
+    assert response.status_code == 202, response.text
+
+
+def test_a_client_leaving_mid_upload_is_not_counted_as_a_server_error(api: ApiServer, client: httpx.Client) -> None:
+    host, port = api.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ALICE.encode() + b"\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\n"
+        )
+    deadline = time.monotonic() + 10
+    while '/v1/jobs",status="499"' not in (metrics := client.get("/metrics").text) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert '/v1/jobs",status="499"' in metrics
+    assert '/v1/jobs",status="500"' not in metrics
 
 
 def test_an_upload_over_the_size_limit_is_refused_with_413(client: httpx.Client) -> None:

@@ -7,13 +7,13 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from core.engine import Progress, Stage, plan_stages, stylize
-from core.errors import Cancelled, InvalidRequest
+from core.engine import Progress, stylize
+from core.errors import Cancelled, ImageTooSmall, InvalidRequest
 from core.images import encode_image, fit_longest_side
 from core.losses import content_loss, gram_matrix, style_loss
 from core.params import StyleParams
 from core.vgg import FeatureNet
-from tests.core.pictures import make_painting
+from tests.core.pictures import make_painting, make_photo
 from tests.core.runs import params
 
 
@@ -157,12 +157,7 @@ def test_snapshots_arrive_every_n_iterations(net: FeatureNet, photo: Image.Image
     assert snapshots == [(3, (48, 40)), (6, (48, 40))]
 
 
-def test_coarse_to_fine_halves_the_size_down_to_the_smallest_useful_side() -> None:
-    assert plan_stages(StyleParams(size=512, iterations=300, multiscale=True)) == [Stage(256, 180), Stage(512, 120)]
-    stages = plan_stages(StyleParams(size=1024, iterations=301, multiscale=True))
-    assert [s.size for s in stages] == [256, 512, 1024] and sum(s.iterations for s in stages) == 301
-
-
-def test_the_default_and_small_sizes_run_at_one_scale() -> None:
-    assert plan_stages(StyleParams(size=1024, iterations=50)) == [Stage(1024, 50)]
-    assert plan_stages(StyleParams(size=256, iterations=50, multiscale=True)) == [Stage(256, 50)]
+def test_a_picture_too_thin_for_the_network_is_refused_before_any_work(net: FeatureNet, painting: Image.Image) -> None:
+    ribbon = make_photo(400, 16)  # 48 px wide at size 48: 2 px tall, where relu5_1 needs 16
+    with pytest.raises(ImageTooSmall, match="content is 400×16"):
+        stylize(ribbon, [painting], params(iterations=1), net=net)

@@ -102,3 +102,24 @@ def test_png_output_is_lossless(photo: Image.Image) -> None:
 def test_fit_longest_side_keeps_the_aspect_ratio() -> None:
     assert fit_longest_side(make_photo(48, 24), 32).size == (32, 16)
     assert fit_longest_side(make_photo(24, 48), 64).size == (32, 64)
+
+
+def test_a_file_that_breaks_pillows_parser_is_not_an_image() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40)).save(buffer, "DDS")
+    data = bytearray(buffer.getvalue())
+    data[80:84] = (0x200000).to_bytes(4, "little")  # a pixel-format flag the DDS plugin does not implement
+    with pytest.raises(NotAnImage, match=r"texture\.dds could not be read"):
+        decode_image(bytes(data), name="texture.dds")
+
+
+def test_a_dark_sixteen_bit_picture_stays_dark() -> None:
+    data = encoded(Image.fromarray(numpy.full((32, 32), 200, dtype=numpy.uint16)))
+    assert numpy.asarray(decode_image(data)).max() <= 1
+
+
+def test_a_float_picture_with_non_finite_pixels_is_refused() -> None:
+    pixels = numpy.ones((32, 32), dtype=numpy.float32)
+    pixels[3, 3] = numpy.nan
+    with pytest.raises(NotAnImage, match="not finite"):
+        decode_image(encoded(Image.fromarray(pixels), "TIFF"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from core.errors import WeightsMismatch, WeightsNotFound
+from core.errors import DeviceUnavailable, WeightsMismatch, WeightsNotFound
 from core.vgg import FeatureNet, load_vgg
 
 
@@ -122,7 +123,77 @@ def test_weights_of_the_wrong_shape_are_reported(net: FeatureNet, tmp_path: Path
         load_vgg(str(tmp_path / "vgg16ish.pth"))
 
 
-def test_a_file_that_is_not_a_state_dict_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "notes.pth").write_text("not a checkpoint")
-    with pytest.raises(WeightsMismatch, match="not a PyTorch state dict"):
-        load_vgg(str(tmp_path / "notes.pth"))
+def test_a_directory_given_as_weights_is_called_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFound, match="is a directory, not a weights file"):
+        load_vgg(str(tmp_path))
+
+
+def test_a_state_dict_whose_entries_are_not_tensors_is_a_mismatch(tmp_path: Path) -> None:
+    torch.save({"0.weight": 5}, tmp_path / "numbers.pth")
+    with pytest.raises(WeightsMismatch, match=r"'0\.weight' holds a int, VGG19 needs a tensor"):
+        load_vgg(str(tmp_path / "numbers.pth"))
+
+
+def test_a_state_dict_with_keys_that_are_not_names_is_a_mismatch(tmp_path: Path) -> None:
+    torch.save({1: torch.zeros(1)}, tmp_path / "numbered.pth")
+    with pytest.raises(WeightsMismatch, match=r"lacks '0\.weight'"):
+        load_vgg(str(tmp_path / "numbered.pth"))
+
+
+def write_text(path: Path) -> None:
+    path.write_text("not a checkpoint")
+
+
+def write_nothing(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def write_a_whole_model(path: Path) -> None:
+    torch.save(torch.nn.Linear(2, 2), path)
+
+
+def write_half_a_checkpoint(path: Path) -> None:
+    torch.save({"0.weight": torch.zeros(4)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (write_text, "it was not written by torch.save"),
+        (write_nothing, "the file is empty"),
+        (
+            write_a_whole_model,
+            "it holds Python objects besides tensors, such as a whole model; save its state_dict() instead",
+        ),
+        (write_half_a_checkpoint, "it is not a complete torch.save archive"),
+    ],
+    ids=["text", "empty", "pickled model", "truncated"],
+)
+def test_a_file_that_is_not_a_state_dict_is_reported_in_a_short_sentence(
+    write: Callable[[Path], None], reason: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.pth"
+    write(path)
+    with pytest.raises(WeightsMismatch) as caught:
+        load_vgg(str(path))
+    # Never torch's own advice to retry with weights_only=False: that would let the file run code.
+    assert caught.value.message == f"{path} is not a PyTorch state dict ({reason})"
+
+
+def test_a_name_that_is_no_torch_device_is_refused() -> None:
+    with pytest.raises(DeviceUnavailable, match="'bogus' is not a torch device"):
+        load_vgg("random", device="bogus")
+
+
+def test_cuda_on_a_machine_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailable, match="device 'cuda': CUDA is not available on this machine"):
+        load_vgg("random", device="cuda")
+
+
+def test_a_cuda_device_beyond_the_machines_count_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DeviceUnavailable, match=r"device 'cuda:3': this machine has 1 CUDA device\(s\)"):
+        load_vgg("random", device="cuda:3")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from PIL import Image
 
+import core.engine
 from restyle.cli import main
+from tests.conftest import REPO_ROOT
 from tests.core.pictures import encoded, make_painting, make_photo
 
 
@@ -21,6 +29,16 @@ def inputs(tmp_path: Path) -> tuple[Path, Path]:
 
 def run(*argv: str | Path) -> int:
     return main(["stylize", *map(str, argv), "--weights", "random", "--device", "cpu"])
+
+
+@pytest.fixture
+def no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails the test if the command gets as far as loading the network."""
+
+    def load_vgg(*args: Any, **kwargs: Any) -> NoReturn:
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr("core.vgg.load_vgg", load_vgg)
 
 
 def test_every_parameter_has_a_flag_named_after_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,3 +113,162 @@ def test_a_missing_weights_file_fails_cleanly(
     code = main(["stylize", *map(str, inputs), "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "no.pth")])
     assert code == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_device_that_does_not_exist_fails_cleanly(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["stylize", *map(str, inputs), "-o", str(tmp_path / "o.png"), "--weights", "random", "--device", "bogus"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "restyle: error: 'bogus' is not a torch device (use cpu, cuda or cuda:N)\n"
+
+
+@pytest.mark.usefixtures("no_run")
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("nodir/sub/out.png", "directory {tmp}/nodir/sub does not exist"),
+        ("a-directory", "Is a directory"),
+    ],
+    ids=["missing directory", "directory"],
+)
+def test_an_output_that_cannot_be_written_fails_before_the_run(
+    output: str, reason: str, inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-directory").mkdir()
+    assert run(*inputs, "-o", tmp_path / output) == 2
+    assert (
+        capsys.readouterr().err == f"restyle: error: cannot write {tmp_path / output}: {reason.format(tmp=tmp_path)}\n"
+    )
+
+
+@pytest.mark.usefixtures("no_run")
+def test_checking_the_output_leaves_no_file_behind(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    assert run(inputs[0], tmp_path / "missing.png", "-o", tmp_path / "out.png") == 2
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_an_output_that_goes_away_during_the_run_fails_cleanly(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "results" / "out.png"
+    out.parent.mkdir()
+    stylize = core.engine.stylize
+
+    def stylize_then_remove_the_directory(*args: Any, **kwargs: Any) -> Any:
+        result = stylize(*args, **kwargs)
+        shutil.rmtree(out.parent)
+        return result
+
+    monkeypatch.setattr("core.engine.stylize", stylize_then_remove_the_directory)
+    assert run(*inputs, "-o", out, "--size", "32", "--iterations", "1") == 2
+    assert capsys.readouterr().err.endswith(f"restyle: error: cannot write {out}: No such file or directory\n")
+
+
+def test_an_intermediate_that_cannot_be_written_fails_cleanly(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "out_0002.png").mkdir()
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "4", "--save-every", "2") == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"restyle: error: cannot write {tmp_path / 'out_0002.png'}: Is a directory\n")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("where", ["core.vgg.load_vgg", "restyle.cli.stylize.encode_image"], ids=["start-up", "write"])
+def test_ctrl_c_at_any_point_exits_130_without_a_traceback(
+    where: str,
+    inputs: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> NoReturn:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, interrupted)
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "1") == 130
+    assert capsys.readouterr().err.endswith("restyle: interrupted\n")
+
+
+def test_a_negative_save_every_is_refused(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(*inputs, "-o", tmp_path / "out.png", "--save-every", "-3")
+    assert exit_.value.code == 2
+    assert "argument --save-every: must be 0 or more, not -3" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_run")
+@pytest.mark.parametrize(
+    ("output", "flags", "reason"),
+    [
+        ("mm.png", ["--output-format", "jpeg"], "-o {out} names a png file but --output-format is jpeg"),
+        ("out.gif", [], "-o {out}: unknown extension .gif (use .png, .jpg, .jpeg, .webp, or none and --output-format)"),
+    ],
+    ids=["disagrees with --output-format", "unknown"],
+)
+def test_an_output_extension_that_does_not_name_the_format_is_refused(
+    output: str,
+    flags: list[str],
+    reason: str,
+    inputs: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(*inputs, "-o", tmp_path / output, *flags) == 2
+    assert capsys.readouterr().err == f"restyle: error: {reason.format(out=tmp_path / output)}\n"
+
+
+def test_an_output_without_extension_takes_the_output_format(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    assert run(*inputs, "-o", out, "--size", "32", "--iterations", "1", "--output-format", "jpeg") == 0
+    with Image.open(out) as image:
+        assert image.format == "JPEG"
+
+
+def test_the_output_format_help_says_the_extension_decides_first(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Encoding of the result. (default: from the -o extension, else png)" in help_text
+
+
+@pytest.mark.usefixtures("no_run")
+@pytest.mark.parametrize(
+    ("flag", "value", "problem"),
+    [
+        ("--style-layers", "relu1_1:abc", "--style-layers: relu1_1: Input should be a valid number"),
+        ("--style-blend", "abc", "--style-blend: item 1: Input should be a valid number"),
+    ],
+)
+def test_an_invalid_item_names_the_flag_and_the_item(
+    flag: str, value: str, problem: str, inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*inputs, "-o", tmp_path / "out.png", flag, value) == 2
+    assert capsys.readouterr().err.startswith(f"restyle: error: {problem}")
+
+
+def test_a_reader_that_closes_stdout_early_is_no_error(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    read, write = os.pipe()
+    os.close(read)  # like `restyle stylize … | true`
+    argv = [*map(str, inputs), "-o", str(out), "--size", "32", "--iterations", "1", "--weights", "random"]
+    restyle = Path(sys.executable).parent / "restyle"
+    try:
+        done = subprocess.run(
+            [str(restyle), "stylize", *argv], cwd=REPO_ROOT, stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, "Traceback" in done.stderr, "Broken pipe" in done.stderr) == (0, False, False)
+    assert out.is_file()
+
+
+def test_the_progress_bar_shows_the_whole_run_from_the_start(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "3") == 0
+    totals = re.findall(r"\| *\d+/(\d+) \[", capsys.readouterr().err)
+    assert totals and set(totals) == {"3"}
