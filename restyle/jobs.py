@@ -20,6 +20,7 @@ files.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -41,6 +42,8 @@ FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
 # Final records outlive the purge schedule a little, so the purge still finds their owner and files.
 _RECORD_GRACE_SECONDS = 3600
+# The canonical text form of the UUIDs new_job_id makes.
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class JobNotFound(LookupError):
@@ -259,6 +262,7 @@ class JobStore:
         self._queued = f"{prefix}:jobs:queued"
         self._running = f"{prefix}:jobs:running"
         self._expiry = f"{prefix}:jobs:expiry"
+        self._unsent = f"{prefix}:jobs:unsent"
         self._stats = f"{prefix}:jobs:stats"
         self.webhooks_due = f"{prefix}:webhooks:due"
 
@@ -284,6 +288,10 @@ class JobStore:
     # Reading ----------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRecord | None:
+        """The record, or None; ids not shaped like ours are never looked up, as they could name the job's
+        other keys (``<id>:cancel`` is a job's cancel flag)."""
+        if not _JOB_ID.fullmatch(job_id):
+            return None
         raw = self.redis.get(self.record_key(job_id))
         return None if raw is None else JobRecord.model_validate_json(raw)
 
@@ -336,12 +344,24 @@ class JobStore:
                     self._write(pipe, record)
                     pipe.zadd(self._owner_key(record.owner), {record.id: 0})
                     pipe.zadd(self._queued, {record.id: record.created_at.timestamp()})
+                    pipe.zadd(self._unsent, {record.id: time.time()})
                     if idempotency:
                         pipe.set(idempotency, f"{record.id} {fingerprint}", ex=self.retention_seconds)
                     pipe.execute()
                     return record, True
                 except redis.WatchError:
                     continue
+
+    def mark_sent(self, job_id: str) -> None:
+        """The job's message is on the queue: it no longer needs ``claim_unsent``."""
+        self.redis.zrem(self._unsent, job_id)
+
+    def claim_unsent(self, older_than: float, now: float | None = None) -> list[str]:
+        """Jobs created more than ``older_than`` seconds ago whose message was never sent (the API died between
+        recording and queueing them), each claimed by exactly one caller, which must queue it or fail it."""
+        cutoff = (time.time() if now is None else now) - older_than
+        candidates = [job_id.decode() for job_id in self.redis.zrangebyscore(self._unsent, "-inf", cutoff)]
+        return [job_id for job_id in candidates if self.redis.zrem(self._unsent, job_id)]
 
     def find_idempotent(self, owner: str, key: str, fingerprint: str) -> JobRecord | None:
         """The job an idempotency key already made, or None; ``IdempotencyConflict`` for another request."""

@@ -10,10 +10,11 @@ import logging
 import threading
 from typing import Any
 
-from celery import signals
+from celery import Celery, signals
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
 from core.errors import RestyleError
+from restyle.broker import enqueue
 from restyle.webhooks import WebhookDispatcher
 from restyle.workers import WorkerRegistry
 from worker.runtime import Runtime, runtime
@@ -21,14 +22,17 @@ from worker.runtime import Runtime, runtime
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 60.0
+# The API queues a job milliseconds after recording it; one still unqueued after this was never going to be.
+UNSENT_GRACE_SECONDS = 10.0
 
 
 class Housekeeping:
     """The background threads of one worker process, and how to stop them."""
 
-    def __init__(self, state: Runtime, name: str) -> None:
+    def __init__(self, state: Runtime, name: str, celery: Celery) -> None:
         self.state = state
         self.name = name
+        self.celery = celery
         self.registry = WorkerRegistry(state.redis, state.settings.key_prefix)
         self.stopping = threading.Event()
 
@@ -52,13 +56,14 @@ class Housekeeping:
         self.registry.retire(self.name)
 
     def _keep_house(self) -> None:
-        """Heartbeat every few seconds; purge jobs past their retention about once a minute."""
+        """Heartbeat and queue unsent jobs every few seconds; purge jobs past their retention about once a minute."""
         interval = self.state.settings.heartbeat_seconds
         beats_per_purge = max(1, round(PURGE_EVERY_SECONDS / interval))
         beat = 0
         while not self.stopping.is_set():
             try:
                 self.registry.beat(self.name)
+                self._send_unsent()
                 if beat % beats_per_purge == 0:
                     purged = self.state.store.purge_expired(self.state.storage)
                     if purged:
@@ -67,6 +72,15 @@ class Housekeeping:
                 log.exception("housekeeping failed; retrying")
             beat += 1
             self.stopping.wait(interval)
+
+    def _send_unsent(self) -> None:
+        """Queue the jobs the API recorded but never queued (it died in between), so none waits forever."""
+        store = self.state.store
+        for job_id in store.claim_unsent(UNSENT_GRACE_SECONDS):
+            record = store.get(job_id)
+            if record is not None and record.status == "queued":
+                log.warning("job %s: recorded but never queued (the API stopped in between); queueing it", job_id)
+                enqueue(self.celery, self.state.settings, job_id)
 
 
 _running: list[Housekeeping] = []  # at most one per process; a list so the signal handlers need no global
@@ -88,7 +102,7 @@ def _on_ready(sender: Any, **_: Any) -> None:
             log.info("loaded VGG19 weights %s", state.network().weights_name)
         except RestyleError as error:
             log.error("cannot load the VGG19 weights (%s); jobs will fail until this is fixed", error.message)
-    housekeeping = Housekeeping(state, str(sender.hostname))
+    housekeeping = Housekeeping(state, str(sender.hostname), sender.app)
     housekeeping.start()
     _running.append(housekeeping)
 

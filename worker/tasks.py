@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Literal
 
 import redis
@@ -32,7 +31,10 @@ from worker.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
-# A lost Redis connection is the one failure we cannot record; the task is retried until Redis is back.
+# A final state is written again for this long while Redis is unreachable: the outcome of a run exists only in
+# this process until it is recorded, and a Redis restart takes seconds.
+OUTCOME_PATIENCE_SECONDS = 60.0
+# Pause before handing a message back when Redis stays unreachable, so a flapping Redis is not hammered.
 REDIS_RETRY_SECONDS = 5
 
 StopReason = Literal["shutdown", "time_limit", "cancel"]
@@ -44,8 +46,12 @@ def stylize_job(self: Task, job_id: str) -> None:
     try:
         run_job(runtime(), job_id, worker=self.request.hostname or "worker")
     except redis.RedisError as error:
-        log.warning("job %s: Redis unavailable (%s); retrying in %d s", job_id, error, REDIS_RETRY_SECONDS)
-        raise self.retry(exc=error, countdown=REDIS_RETRY_SECONDS) from error
+        # Not Celery's retry: it publishes a copy and, when that publish fails too, drops the original message,
+        # leaving the job ``running`` with nothing to run it. A rejected message goes back to the queue; if
+        # Redis cannot take even that, it stays unacknowledged and returns after the visibility timeout.
+        log.warning("job %s: Redis unavailable (%s); handing the job back in %d s", job_id, error, REDIS_RETRY_SECONDS)
+        time.sleep(REDIS_RETRY_SECONDS)
+        raise Reject(f"Redis unavailable: {error}", requeue=True) from error
 
 
 def run_job(state: Runtime, job_id: str, worker: str) -> None:
@@ -63,8 +69,11 @@ def run_job(state: Runtime, job_id: str, worker: str) -> None:
             store.mark_canceled(job_id)
             return
         if record.attempts >= state.settings.max_attempts:
-            # Every earlier run ended with its worker dying (out of memory, killed): do not take this one down too.
-            store.fail(job_id, "worker_lost", f"the worker running this job died {record.attempts} times; giving up")
+            # Every earlier run was cut short (its worker killed or out of memory, or Redis gone for longer than
+            # the outcome could wait): do not take this worker down too.
+            store.fail(
+                job_id, "worker_lost", f"the runs of this job were interrupted {record.attempts} times; giving up"
+            )
             return
         record = store.start(job_id, worker)
     except (InvalidTransition, JobNotFound):
@@ -76,28 +85,27 @@ def run_job(state: Runtime, job_id: str, worker: str) -> None:
         _execute(state, record, report)
     except Cancelled:
         if report.stopped_for == "shutdown":
-            with _settling(job_id):
-                store.requeue(job_id)
+            _record_outcome(job_id, lambda: store.requeue(job_id))
             log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
             raise Reject("the worker is shutting down", requeue=True) from None
-        with _settling(job_id):
-            if report.stopped_for == "time_limit":
-                limit = state.settings.job_time_limit
-                store.fail(job_id, "time_limit_exceeded", f"the run took longer than the limit of {limit:g} s")
-            else:
-                store.mark_canceled(job_id)
+        if report.stopped_for == "time_limit":
+            limit = state.settings.job_time_limit
+            message = f"the run took longer than the limit of {limit:g} s"
+            _record_outcome(job_id, lambda: store.fail(job_id, "time_limit_exceeded", message))
+        else:
+            _record_outcome(job_id, lambda: store.mark_canceled(job_id))
     except RestyleError as error:
-        with _settling(job_id):
-            store.fail(job_id, error.code, error.message)
+        code, message = error.code, error.message
+        _record_outcome(job_id, lambda: store.fail(job_id, code, message))
     except ObjectNotFound as error:
-        with _settling(job_id):
-            store.fail(job_id, "input_missing", f"a stored input of this job is gone ({error.args[0]})")
+        missing = f"a stored input of this job is gone ({error.args[0]})"
+        _record_outcome(job_id, lambda: store.fail(job_id, "input_missing", missing))
     except redis.RedisError:
         raise
     except Exception as error:
         log.exception("job %s: unexpected failure", job_id)
-        with _settling(job_id):
-            store.fail(job_id, "internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
+        unexpected = f"the worker failed unexpectedly ({type(error).__name__}: {error})"
+        _record_outcome(job_id, lambda: store.fail(job_id, "internal_error", unexpected))
 
 
 def _execute(state: Runtime, record: JobRecord, report: Report) -> None:
@@ -121,25 +129,40 @@ def _execute(state: Runtime, record: JobRecord, report: Report) -> None:
     )
     key = result_key(record.id)
     state.storage.put(key, encode_image(result.image, record.params.output_format))
-    with _settling(record.id):
-        state.store.succeed(
+    _record_outcome(
+        record.id,
+        lambda: state.store.succeed(
             record.id,
             result=key,
             weights=result.weights,
             run_seconds=result.seconds,
             losses=result.losses,
             iterations=result.iterations,
-        )
+        ),
+    )
     log.info("job %s: succeeded in %.1f s with weights %s", record.id, result.seconds, result.weights)
 
 
-@contextmanager
-def _settling(job_id: str) -> Iterator[None]:
-    """Around recording a final state: a duplicate delivery that lost the race to finish has nothing to add."""
-    try:
-        yield
-    except (InvalidTransition, JobNotFound) as error:
-        log.info("job %s: outcome not recorded: %s", job_id, error)
+def _record_outcome(job_id: str, write: Callable[[], object], patience: float = OUTCOME_PATIENCE_SECONDS) -> None:
+    """Write a run's outcome, through a Redis outage of up to ``patience`` seconds.
+
+    Giving up sooner would cost the finished work: the message would be handed back and the job run again.
+    A duplicate delivery that lost the race to finish has nothing to add, so a refused transition is no error.
+    """
+    deadline, delay = time.monotonic() + patience, 0.2
+    while True:
+        try:
+            write()
+            return
+        except (InvalidTransition, JobNotFound) as error:
+            log.info("job %s: outcome not recorded: %s", job_id, error)
+            return
+        except redis.RedisError as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s: outcome not recorded yet, Redis unavailable (%s); trying again", job_id, error)
+            time.sleep(delay)
+            delay = min(2 * delay, REDIS_RETRY_SECONDS)
 
 
 class Report:

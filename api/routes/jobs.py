@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
+import redis
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -19,8 +21,10 @@ from api.problems import NoResult, NotFound, QueueFull, ResultNotReady, document
 from api.uploads import RawSubmission, form_schema, read_form, validate
 from core.images import MEDIA_TYPES
 from restyle.broker import enqueue
-from restyle.jobs import JobProgress, JobPublic, JobRecord, input_keys, job_files, new_job_id
+from restyle.jobs import JobProgress, JobPublic, JobRecord, input_keys, new_job_id
 from restyle.storage import ObjectNotFound
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -111,11 +115,9 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         )
     webhooks = settings.webhook_secret is not None
     submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks_enabled=webhooks)
+    # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
+    # process dies before queueing it; a worker then queues the job (``JobStore.claim_unsent``).
     job_id = new_job_id()
-    content_key, style_keys = input_keys(job_id, len(submission.styles))
-    services.storage.put(content_key, submission.content)
-    for key, data in zip(style_keys, submission.styles, strict=True):
-        services.storage.put(key, data)
     record = JobRecord(
         id=job_id,
         owner=owner,
@@ -128,14 +130,17 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
     )
     stored, created = store.create(record, idempotency_key, submission.fingerprint)
     if not created:  # a concurrent request with the same key won the race
-        for key in job_files(job_id):
-            services.storage.delete(key)
         return stored, False
+    content_key, style_keys = input_keys(job_id, len(submission.styles))
+    services.storage.put(content_key, submission.content)
+    for key, data in zip(style_keys, submission.styles, strict=True):
+        services.storage.put(key, data)
     try:
         enqueue(services.celery, settings, job_id)
     except Exception as error:
         store.fail(job_id, "enqueue_failed", f"the job could not be queued: {error}")
         raise
+    store.mark_sent(job_id)
     return stored, True
 
 
@@ -145,14 +150,18 @@ def _wait_seconds(prefer: str | None, limit: float) -> float | None:
 
 
 async def _wait_for_end(services: Services, record: JobRecord, seconds: float) -> JobRecord:
-    """The job once it is final, or as it stands after ``seconds``."""
+    """The job once it is final, or as it stands after ``seconds``, or as last seen if Redis goes away: the job
+    is accepted by now, and a 503 would tell the client to submit it again."""
     watcher = JobWatcher(services.events_redis, services.store)
     latest = record
     with anyio.move_on_after(seconds):
-        async with contextlib.aclosing(watcher.changes(record.id)) as changes:
-            async for change in changes:
-                if change is not None:
-                    latest = change
+        try:
+            async with contextlib.aclosing(watcher.changes(record.id)) as changes:
+                async for change in changes:
+                    if change is not None:
+                        latest = change
+        except redis.RedisError as error:
+            log.warning("job %s: stopped waiting for it, Redis unavailable (%s)", record.id, error)
     return latest
 
 

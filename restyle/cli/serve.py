@@ -9,12 +9,25 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from typing import TYPE_CHECKING
 
+from restyle.cli.arguments import int_in_range
 from restyle.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+log = logging.getLogger(__name__)
 
 # How long a worker may take to finish its current iteration and leave after `restyle up` is stopped.
 WORKER_STOP_SECONDS = 20
+# A worker that dies sooner than this after starting would die again: `restyle up` stops instead of looping.
+WORKER_MIN_LIFETIME_SECONDS = 10
+SUPERVISION_INTERVAL_SECONDS = 0.2
+API_GRACE_SECONDS = 5
 WORKER_NICENESS = 10
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -43,13 +56,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _add_http_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    # Port 0 (any free port) is refused: `restyle up` could not announce where the API listens.
+    parser.add_argument("--port", type=int_in_range(1, 65535), default=8000, help="TCP port, 1–65535 (default: 8000)")
 
 
 def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
-        type=int,
+        type=int_in_range(1),
         default=1,
         metavar="N",
         help="jobs run at once (default: 1, one engine in the worker process; above 1, a prefork pool "
@@ -80,19 +94,27 @@ def worker_argv(settings: Settings, concurrency: int, name: str | None = None) -
 
 def run_api(args: argparse.Namespace) -> int:
     """Serve the API in this process until interrupted."""
-    import uvicorn
-
     settings = get_settings()
     _configure_logging(settings)
-    uvicorn.run(
+    _api_server(args, settings).run()
+    return 0
+
+
+def _api_server(args: argparse.Namespace, settings: Settings) -> uvicorn.Server:
+    """uvicorn for our app. A stop waits at most ``API_GRACE_SECONDS`` for open connections: an event stream
+    stays open until its job ends, which would otherwise hold a shutdown for as long as the job runs."""
+    import uvicorn
+
+    config = uvicorn.Config(
         "api.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        timeout_graceful_shutdown=API_GRACE_SECONDS,
     )
-    return 0
+    return uvicorn.Server(config)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -108,26 +130,65 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """A worker in a child process and the API in this one; Ctrl-C or SIGTERM stops both and exits 0."""
+    """A worker in a child process and the API in this one; Ctrl-C or SIGTERM stops both and exits 0.
+
+    Exits 1 if the worker keeps dying right after it starts (a crash loop), after stopping the API.
+    """
     settings = get_settings()
     _configure_logging(settings)
     command = [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, args.concurrency)]
     # On a shared CPU the engine would otherwise starve the API. A lower priority for the worker, and OpenMP
     # threads that sleep rather than spin between parallel regions, took the p99 of job polling while a job
     # runs from 93 ms to 21 ms on two cores (bench/service.py), at no measurable cost to the engine.
-    environment = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
-    worker = subprocess.Popen(command, env=environment, preexec_fn=_prepare_worker_process)
+    supervisor = _WorkerSupervisor(command, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ})
+    server = _api_server(args, settings)
+    watcher = threading.Thread(target=supervisor.watch, args=(server,), name="worker-supervisor")
+    watcher.start()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler: make that handler
-    # unwind this function (so the worker is stopped too) instead of killing the process on the spot.
+    # unwind this function instead of killing the process on the spot.
     signal.signal(signal.SIGTERM, _raise_stop)
     print(f"Restyle: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", flush=True)
     try:
-        run_api(args)
+        server.run()
     except (KeyboardInterrupt, _Stop):
         pass
     finally:
-        _stop(worker)
-    return 0
+        server.should_exit = True
+        watcher.join()
+    return 1 if supervisor.gave_up else 0
+
+
+class _WorkerSupervisor:
+    """Keeps `restyle up`'s worker alive while the API runs, and stops it the moment the API begins to stop.
+
+    Stopping it then, not after the API has closed its connections, matters: the API waits for open event
+    streams, and meanwhile a worker left running would take the next job from the queue. A worker that dies
+    (killed, out of memory) is started again, because an API without one accepts jobs nobody runs.
+    """
+
+    def __init__(self, command: list[str], environment: dict[str, str]) -> None:
+        self.command, self.environment = command, environment
+        self.gave_up = False
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.started = time.monotonic()
+        return subprocess.Popen(self.command, env=self.environment, preexec_fn=_prepare_worker_process)
+
+    def watch(self, server: uvicorn.Server) -> None:
+        """Runs on its own thread until the API is told to stop, then stops the worker."""
+        while not server.should_exit:
+            code = self.process.poll()
+            if code is not None and time.monotonic() - self.started < WORKER_MIN_LIFETIME_SECONDS:
+                log.error(
+                    "the worker exited (status %s) within %d s of starting; stopping", code, WORKER_MIN_LIFETIME_SECONDS
+                )
+                self.gave_up = server.should_exit = True
+            elif code is not None:
+                log.error("the worker exited (status %s); starting another", code)
+                self.process = self._spawn()
+            time.sleep(SUPERVISION_INTERVAL_SECONDS)
+        _stop(self.process)
 
 
 def _prepare_worker_process() -> None:

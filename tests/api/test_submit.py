@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
+import redis
 from PIL import Image
 
+from api.routes import jobs as job_routes
 from tests.conftest import ApiServer, WorkerProcess, finished, make_png, submit, wait_for
 
 
@@ -62,6 +66,24 @@ def test_prefer_wait_gives_up_after_the_wait_and_answers_the_job_as_it_stands(id
     with idle_api.client() as http:
         response = submit(http, headers={"Prefer": "wait=1"})
     assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+
+
+def test_prefer_wait_answers_the_accepted_job_when_redis_goes_away_meanwhile(
+    idle_api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class RedisGone:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        async def changes(self, job_id: str) -> AsyncIterator[None]:
+            raise redis.ConnectionError("Connection closed by server.")
+            yield
+
+    monkeypatch.setattr(job_routes, "JobWatcher", RedisGone)
+    with idle_api.client() as http:
+        response = submit(http, headers={"Prefer": "wait=5"})
+    assert response.status_code == 202, response.text
     assert response.json()["status"] == "queued"
 
 

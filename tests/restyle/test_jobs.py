@@ -182,6 +182,24 @@ def test_another_owners_job_is_not_found(store: JobStore) -> None:
         store.cancel(record.id, "key-bob")
 
 
+def test_a_jobs_other_keys_are_not_readable_as_jobs(store: JobStore) -> None:
+    record = store.cancel(running(store).id, OWNER)
+    assert store.get(f"{record.id}:cancel") is None
+
+
+def test_a_new_job_is_unsent_until_its_message_is_sent(store: JobStore) -> None:
+    sent, unsent = queued(store), queued(store)
+    store.mark_sent(sent.id)
+    assert store.claim_unsent(older_than=60, now=time.time() + 61) == [unsent.id]
+
+
+def test_an_unsent_job_is_claimed_once_and_only_once_old_enough(store: JobStore) -> None:
+    record = queued(store)
+    assert store.claim_unsent(older_than=60) == []
+    assert store.claim_unsent(older_than=60, now=time.time() + 61) == [record.id]
+    assert store.claim_unsent(older_than=60, now=time.time() + 61) == []
+
+
 def test_jobs_are_listed_newest_first_in_pages(store: JobStore) -> None:
     ids = [queued(store).id for _ in range(5)]
     queued(store, owner="key-bob")

@@ -27,10 +27,13 @@ def store(settings: Settings, redis_client: redis.Redis[bytes]) -> JobStore:
     return JobStore(redis_client, settings.key_prefix, settings.retention_seconds)
 
 
-def queue_job(settings: Settings, store: JobStore, content: bytes | None, style: bytes, crashes: int = 0) -> str:
+def queue_job(
+    settings: Settings, store: JobStore, content: bytes | None, style: bytes, crashes: int = 0, send: bool = True
+) -> str:
     """Store the inputs (no content file when ``content`` is None) and queue a job for them.
 
     ``crashes``: runs the job had already started, as if a worker had died during each of them.
+    ``send``: False records the job without queueing its message, as an API that died in between would.
     """
     job_id = new_job_id()
     storage = open_storage(settings)
@@ -50,7 +53,9 @@ def queue_job(settings: Settings, store: JobStore, content: bytes | None, style:
     store.create(record)
     for crash in range(crashes):
         store.start(job_id, f"dead-worker-{crash}")
-    enqueue(create_celery(settings), settings, job_id)
+    if send:
+        enqueue(create_celery(settings), settings, job_id)
+        store.mark_sent(job_id)
     return job_id
 
 
@@ -90,6 +95,13 @@ def test_a_job_whose_workers_keep_dying_fails_instead_of_running_forever(
     job_id = queue_job(settings, store, make_png(), make_png(), crashes=settings.max_attempts)
     done = wait_for(client, job_id, finished)
     assert (done["status"], done["error"]["code"]) == ("failed", "worker_lost")
+
+
+def test_a_job_recorded_but_never_queued_is_queued_by_a_worker(
+    settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
+) -> None:
+    job_id = queue_job(settings, store, make_png(), make_png(), send=False)
+    assert wait_for(client, job_id, finished)["status"] == "succeeded"
 
 
 def test_a_run_over_the_time_limit_fails_the_job(
