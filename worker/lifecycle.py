@@ -101,7 +101,7 @@ def _on_ready(sender: Any, **_: Any) -> None:
         try:
             log.info("loaded VGG19 weights %s", state.network().weights_name)
         except RestyleError as error:
-            log.error("cannot load the VGG19 weights (%s); jobs will fail until this is fixed", error.message)
+            log.error("cannot load VGG19 (%s); jobs will fail until this is fixed", error.message)
     housekeeping = Housekeeping(state, str(sender.hostname), sender.app)
     housekeeping.start()
     _running.append(housekeeping)
