@@ -84,8 +84,9 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     if image.mode.startswith("I"):
         # Pillow's direct conversion clips deep integers at 255 (an all-white picture). 16-bit files are
         # 16-bit whatever their values; a 32-bit one is read at the smallest usual depth that holds its values.
-        bits = 16 if image.mode.startswith("I;16") else _bits_holding(image.convert("I"))
-        image = image.convert("I").point(lambda value: value * 255 / (2**bits - 1)).convert("L")
+        sixteen_bit, image = image.mode.startswith("I;16"), image.convert("I")
+        bits = 16 if sixteen_bit else _bits_holding(image)
+        image = image.point(lambda value: value * 255 / (2**bits - 1)).convert("L")
     if image.mode == "F":
         # Pillow's extrema skip NaN (every comparison with it is false), so a NaN would go unnoticed there.
         if not numpy.isfinite(numpy.asarray(image)).all():

@@ -40,7 +40,7 @@ REDIS_RETRY_SECONDS = 5
 StopReason = Literal["shutdown", "time_limit", "cancel"]
 
 
-@app.task(name=STYLIZE_TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]  # Celery is untyped
+@app.task(name=STYLIZE_TASK, bind=True)  # type: ignore[untyped-decorator]  # Celery is untyped
 def stylize_job(self: Task, job_id: str) -> None:
     """Run job ``job_id`` (the task id is the job id)."""
     try:
@@ -81,6 +81,10 @@ def run_job(state: Runtime, job_id: str, worker: str) -> None:
     if record.attempts > 1:
         log.warning("job %s: restarting (attempt %d) after an interrupted run", job_id, record.attempts)
     report = Report(state, record)
+
+    def fail(code: str, message: str) -> None:
+        _record_outcome(job_id, lambda: store.fail(job_id, code, message))
+
     try:
         _execute(state, record, report)
     except Cancelled:
@@ -89,23 +93,18 @@ def run_job(state: Runtime, job_id: str, worker: str) -> None:
             log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
             raise Reject("the worker is shutting down", requeue=True) from None
         if report.stopped_for == "time_limit":
-            limit = state.settings.job_time_limit
-            message = f"the run took longer than the limit of {limit:g} s"
-            _record_outcome(job_id, lambda: store.fail(job_id, "time_limit_exceeded", message))
+            fail("time_limit_exceeded", f"the run took longer than the limit of {state.settings.job_time_limit:g} s")
         else:
             _record_outcome(job_id, lambda: store.mark_canceled(job_id))
     except RestyleError as error:
-        code, message = error.code, error.message
-        _record_outcome(job_id, lambda: store.fail(job_id, code, message))
+        fail(error.code, error.message)
     except ObjectNotFound as error:
-        missing = f"a stored input of this job is gone ({error.args[0]})"
-        _record_outcome(job_id, lambda: store.fail(job_id, "input_missing", missing))
+        fail("input_missing", f"a stored input of this job is gone ({error.args[0]})")
     except redis.RedisError:
         raise
     except Exception as error:
         log.exception("job %s: unexpected failure", job_id)
-        unexpected = f"the worker failed unexpectedly ({type(error).__name__}: {error})"
-        _record_outcome(job_id, lambda: store.fail(job_id, "internal_error", unexpected))
+        fail("internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
 
 
 def _execute(state: Runtime, record: JobRecord, report: Report) -> None:
