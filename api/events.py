@@ -29,10 +29,10 @@ class JobWatcher:
         Yields None after ``idle`` quiet seconds, so a stream can send a keep-alive.
         """
         async with self.client.pubsub() as pubsub:
-            await pubsub.subscribe(self.store.events_channel(job_id))
+            await pubsub.subscribe(self.store.keys.events(job_id))
             seen = -1
             while True:
-                raw = await self.client.get(self.store.record_key(job_id))
+                raw = await self.client.get(self.store.keys.record(job_id))
                 if raw is None:
                     return
                 record = JobRecord.model_validate_json(raw)

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Restyle", version="1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
-    problems.install(app)
+    problems.install(app, services.settings.retry_after_seconds)
     app.add_middleware(UploadLimit, max_bytes=services.settings.max_upload_bytes)
     if services.settings.cors_origins:
         # Web apps on other origins read Location and Retry-After too, so those headers are exposed.

@@ -36,6 +36,16 @@ class JobCollector(Collector):
         for outcome, count in stats.outcomes.items():
             outcomes.add_metric([outcome], count)
         yield outcomes
+        yield CounterMetricFamily(
+            "restyle_leases_reclaimed",
+            "Running jobs taken back from a worker whose lease lapsed (dead, frozen or cut off).",
+            value=stats.leases_reclaimed,
+        )
+        yield CounterMetricFamily(
+            "restyle_fenced_writes",
+            "Writes refused because their run had lost its lease to another run.",
+            value=stats.fenced_writes,
+        )
         yield HistogramMetricFamily(
             "restyle_job_duration_seconds",
             "Time from a worker starting a job to its final state.",

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from core.errors import InvalidImage, InvalidRequest
-from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound
+from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound, KeyAtCapacity, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,6 @@ class InvalidField(Problem):
     status, code, title = 422, "invalid_parameters", "Invalid parameters"
 
 
-class QueueFull(Problem):
-    status, code, title = 503, "queue_full", "The queue is full"
-
-
 class NotReady(Problem):
     status, code, title = 503, "not_ready", "Not ready"
 
@@ -151,8 +147,10 @@ def field_errors(error: ValidationError | RequestValidationError, skip: int = 0)
     ]
 
 
-def install(app: FastAPI) -> None:
-    """Register the one mapping from exceptions to problem responses."""
+def install(app: FastAPI, retry_after_seconds: int) -> None:
+    """Register the one mapping from exceptions to problem responses; ``retry_after_seconds`` is what a
+    refusal for load tells the client to wait."""
+    retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, error: Problem) -> JSONResponse:
@@ -189,6 +187,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def _key_reused(request: Request, error: IdempotencyConflict) -> JSONResponse:
         return respond(request, 422, "idempotency_key_reused", "Idempotency-Key reused", str(error))
+
+    @app.exception_handler(QueueFull)
+    async def _queue_full(request: Request, error: QueueFull) -> JSONResponse:
+        return respond(request, 503, "queue_full", "The queue is full", str(error), headers=retry_after)
+
+    @app.exception_handler(KeyAtCapacity)
+    async def _key_busy(request: Request, error: KeyAtCapacity) -> JSONResponse:
+        return respond(request, 429, "too_many_active_jobs", "Too many active jobs", str(error), headers=retry_after)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -238,5 +244,6 @@ _DESCRIPTIONS = {
     413: "The upload exceeds the size limit.",
     415: "The request is not multipart/form-data.",
     422: "A file, a parameter or the Idempotency-Key is unusable; `detail` names it.",
+    429: "This API key has its limit of queued and running jobs (`RESTYLE_MAX_ACTIVE_JOBS_PER_KEY`); see Retry-After.",
     503: "Temporarily unable: the queue is full (see Retry-After) or a dependency is down.",
 }

@@ -12,6 +12,10 @@ Figures and targets:
   jobs on an idle worker, followed live on the job's event stream. The first is the time from sending the
   POST to the first progress event, less the iterations that event covers (the iteration time comes from
   the same stream); the second runs from the event of the last iteration to a completed download.
+- Recovery (own service only), target < 30 s: SIGKILL the worker of `restyle up` while it runs a job, a few
+  times; the time from the kill to the job being queued again (its run ended `lost`, from the record) and to
+  a worker running it again (the next run's start), p50 and max. The bound is made of the lease (10 s), one
+  housekeeping pass (a quarter lease), and the restarted worker's start-up, since `restyle up` has one worker.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +56,8 @@ OWN_REDIS_URL = os.environ.get("RESTYLE_BENCH_REDIS_URL", "redis://127.0.0.1:637
 TINY_JOB = {"size": "32", "iterations": "1"}
 TIMED_JOB = {"size": "32", "iterations": "10"}
 BUSY_JOB = {"size": "64", "iterations": "500"}
+RECOVERY_JOB = {"size": "64", "iterations": "5000"}
+RECOVERY_TARGET_SECONDS = 30.0
 # `restyle up` may wait for a running job before it stops its worker; past this, everything is killed.
 STOP_SECONDS = 60
 
@@ -255,6 +261,61 @@ async def measure(url: str, api_key: str | None, args: argparse.Namespace) -> li
     ]
 
 
+def measure_recovery(url: str, service: subprocess.Popen[bytes], kills: int, deadline: float) -> list[str]:
+    """Kill `restyle up`'s worker mid-job ``kills`` times; how long until the job is queued, then running, again."""
+    queued_again: list[float] = []
+    running_again: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(kills):
+            job = client.post("/v1/jobs", data=RECOVERY_JOB, files=_pictures()).raise_for_status().json()
+            path = f"/v1/jobs/{job['id']}"
+            _poll_until(client, path, _running_with_progress, deadline)
+            (worker,) = _children(service.pid)
+            os.kill(worker, signal.SIGKILL)
+            killed_at = datetime.now(UTC)
+            again = _poll_until(client, path, lambda job: len(job["runs"]) >= 2, deadline)
+            queued_again.append((datetime.fromisoformat(again["runs"][0]["ended_at"]) - killed_at).total_seconds())
+            running_again.append((datetime.fromisoformat(again["runs"][1]["started_at"]) - killed_at).total_seconds())
+            client.post(f"{path}/cancel").raise_for_status()
+            _poll_until(client, path, lambda job: job["status"] in ("succeeded", "failed", "canceled"), deadline)
+            wait_ready(url, service, Path(os.devnull))  # the replacement worker is up before the next kill
+
+    def line(name: str, samples: list[float]) -> str:
+        verdict = "PASS" if max(samples) < RECOVERY_TARGET_SECONDS else "MISS"
+        p50, worst = statistics.median(samples), max(samples)
+        target = f"max < {RECOVERY_TARGET_SECONDS:g} s"
+        return f"{name:<52} {p50:7.1f} s {worst:6.1f} s {target:>15}  {verdict}  n={len(samples)}"
+
+    return [
+        f"{'recovery (worker SIGKILL mid-job)':<52} {'p50':>9} {'max':>8}    {'target':>15}",
+        line("worker SIGKILL → job queued again", queued_again),
+        line("worker SIGKILL → job running again", running_again),
+    ]
+
+
+def _running_with_progress(job: Json) -> bool:
+    return job["status"] == "running" and job["progress"]["iteration"] >= 1
+
+
+def _pictures() -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("content", ("photo.png", png(64, 48), "image/png")), ("style", ("painting.png", png(48, 48), "image/png"))]
+
+
+def _poll_until(client: httpx.Client, path: str, done: Callable[[Json], bool], deadline: float) -> Json:
+    while time.monotonic() < deadline:
+        job: Json = client.get(path).raise_for_status().json()
+        if done(job):
+            return job
+        time.sleep(0.05)
+    raise OutOfTime(f"{path} did not reach the expected state before the --max-seconds budget ran out")
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid``, whichever of its threads started them (Linux lists them per thread)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
 def require_loopback(url: str) -> None:
     host = urlsplit(url).hostname or ""
     try:
@@ -273,7 +334,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_service(log_path: Path) -> Iterator[str]:
+def own_service(log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`restyle up` on a free loopback port with random weights, its own storage, key prefix and queue;
     stopped, and its Redis keys and files removed, on the way out."""
     port = free_port()
@@ -302,7 +363,7 @@ def own_service(log_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process, log_path)
-        yield url
+        yield url, process
     finally:
         stop(process)
         client = redis.Redis.from_url(OWN_REDIS_URL)
@@ -348,6 +409,7 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between one poller's requests")
     parser.add_argument("--posts", type=int, default=100, help="number of 1 MB submissions")
     parser.add_argument("--jobs", type=int, default=20, help="number of jobs followed for the overheads")
+    parser.add_argument("--kills", type=int, default=3, help="worker kills for the recovery figure (own service)")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="give up after this long")
     args = parser.parse_args()
 
@@ -358,9 +420,12 @@ def main() -> None:
             print(f"service: {args.url} (as configured there)\n")
             lines = asyncio.run(measure(args.url.rstrip("/"), args.api_key, args))
         else:
-            with tempfile.TemporaryDirectory() as scratch, own_service(Path(scratch) / "service.log") as url:
+            with tempfile.TemporaryDirectory() as scratch, own_service(Path(scratch) / "service.log") as (url, up):
                 print(f"service: `restyle up` on {url}, random weights, CPU, Redis {OWN_REDIS_URL}\n")
                 lines = asyncio.run(measure(url, None, args))
+                if args.kills:
+                    deadline = time.monotonic() + args.max_seconds
+                    lines += ["", *measure_recovery(url, up, args.kills, deadline)]
     except OutOfTime as error:
         sys.exit(str(error))
     print("\n".join(lines))

@@ -1,9 +1,11 @@
 """The Celery application on the Redis broker, configured from Settings; shared by the API and the worker.
 
 The API uses it only to send tasks by name, so it never imports the worker's task code (or torch).
-Delivery is at-least-once: tasks are acknowledged after they finish and rejected if their worker dies, each
-worker holds one message at a time, and an unacknowledged message returns to the queue after the
-visibility timeout, which settings keep above the longest job.
+A message names no job: it is one job's worth of work, sent each time a job enters the queue, and the worker
+that takes it claims the next job in fair order (``restyle.jobs.queue``). Once claimed, a job is kept by its
+lease, not by its message, so a lost or repeated message costs nothing: a repeated one finds nothing to claim.
+Each worker holds one message at a time; an unacknowledged one returns after the visibility timeout, the
+last resort for a message whose worker died before it could claim a job.
 """
 
 from __future__ import annotations
@@ -42,6 +44,6 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def enqueue(app: Celery, settings: Settings, job_id: str) -> None:
-    """Queue a job by task name; the job id doubles as the Celery task id."""
-    app.send_task(STYLIZE_TASK, args=[job_id], queue=settings.queue, task_id=job_id)
+def enqueue(app: Celery, settings: Settings) -> None:
+    """Tell the workers that one more job waits, by task name."""
+    app.send_task(STYLIZE_TASK, queue=settings.queue)

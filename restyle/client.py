@@ -83,6 +83,15 @@ class JobLinks(_Wire):
     preview: str | None = None
 
 
+class JobAttempt(_Wire):
+    """One run of a job: which worker, when, and how it ended (``lost`` when its worker died)."""
+
+    worker: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: str
+
+
 class Job(_Wire):
     """One job as the service reports it."""
 
@@ -100,6 +109,7 @@ class Job(_Wire):
     error: JobError | None = None
     cancel_requested: bool = False
     attempts: int = 0
+    runs: list[JobAttempt] = []
     webhook_url: str | None = None
     result_url: str | None = None
     preview_url: str | None = None

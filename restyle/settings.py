@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         40_000_000, ge=256, description="Largest declared width×height of an upload (decompression-bomb guard)."
     )
     max_queue_depth: int = Field(100, ge=1, description="Queued jobs beyond which POST /v1/jobs answers 503.")
+    max_active_jobs_per_key: int = Field(
+        0,
+        ge=0,
+        description="Queued plus running jobs one API key may have; beyond it POST /v1/jobs answers 429 (0: no limit).",
+    )
     max_wait_seconds: float = Field(60.0, ge=0, le=600, description="Upper bound of `Prefer: wait=N`.")
     retry_after_seconds: int = Field(30, ge=1, description="Retry-After sent with a 503 for a full queue.")
 
@@ -63,11 +68,16 @@ class Settings(BaseSettings):
         7 * 86400, ge=60, description="How long a job and its files are kept after its last change."
     )
     job_time_limit: float = Field(3600.0, gt=0, description="A run longer than this is stopped and the job fails.")
+    lease_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A running job whose worker has not renewed its lease for this long is queued again.",
+    )
     visibility_timeout: int | None = Field(
         None,
         ge=1,
-        description="Seconds before an unacknowledged job is redelivered; must exceed the job time limit "
-        "(default: the limit + 10 min).",
+        description="Seconds before an unacknowledged queue message is redelivered, the last resort behind leases; "
+        "must exceed the job time limit (default: the limit + 10 min).",
     )
     max_attempts: int = Field(
         3, ge=1, description="Runs of one job before it fails as worker_lost (its worker died that many times)."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,10 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool:
         """Whether ``key`` holds an object."""
 
+    def delete_folder(self, prefix: str) -> None:
+        """Remove every object whose key starts with ``prefix/``, whoever wrote them (a job's runs each write
+        their own result and previews, so their keys are not known in advance)."""
+
 
 class LocalStorage:
     """Objects as files under a root directory (a shared volume when the API and workers are separate)."""
@@ -69,7 +74,10 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         path = self._path(key)
         path.unlink(missing_ok=True)
-        # Drop directories the deletion emptied, so retention cleanup leaves no husks behind.
+        self._drop_empty_parents(path)
+
+    def _drop_empty_parents(self, path: Path) -> None:
+        """Drop directories a deletion emptied, so retention cleanup leaves no husks behind."""
         for parent in path.parents:
             if parent == self.root:
                 break
@@ -80,6 +88,11 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete_folder(self, prefix: str) -> None:
+        folder = self._path(prefix)
+        shutil.rmtree(folder, ignore_errors=True)
+        self._drop_empty_parents(folder)
 
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):

@@ -66,14 +66,14 @@ class WebhookDispatcher:
         self.backoff_seconds = backoff_seconds
         self.base_url = (public_url or "").rstrip("/")
         self.client = client or httpx.Client(timeout=timeout, follow_redirects=False)
-        self._attempts = f"{store.prefix}:webhooks:attempts"
+        self._attempts = f"{store.keys.prefix}:webhooks:attempts"
         self._claim = store.redis.register_script(_CLAIM)
 
     def deliver_due(self, batch: int = 10) -> int:
         """Send every webhook that is due now; returns how many were tried."""
         now = time.time()
         lease = now + self.timeout + 30
-        claimed = self._claim(keys=[self.store.webhooks_due], args=[now, lease, batch])
+        claimed = self._claim(keys=[self.store.keys.webhooks_due], args=[now, lease, batch])
         for raw in claimed:
             self._deliver(raw.decode())
         return len(claimed)
@@ -117,10 +117,10 @@ class WebhookDispatcher:
             return
         delay = self.backoff_seconds * 2 ** (attempts - 1)
         log.warning("webhook for job %s failed (%s); attempt %d in %.1f s", job_id, problem, attempts + 1, delay)
-        self.store.redis.zadd(self.store.webhooks_due, {job_id: time.time() + delay})
+        self.store.redis.zadd(self.store.keys.webhooks_due, {job_id: time.time() + delay})
 
     def _forget(self, job_id: str) -> None:
         with self.store.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.store.webhooks_due, job_id)
+            pipe.zrem(self.store.keys.webhooks_due, job_id)
             pipe.hdel(self._attempts, job_id)
             pipe.execute()

@@ -5,7 +5,8 @@
 # (e.g. --port 8080). Every other setting is a RESTYLE_… environment variable (see the README).
 #
 # A Redis started here keeps running after Ctrl-C, on purpose: it holds the job records and the queue, so
-# jobs accepted before a restart are still there after it. Stop it with `redis-cli -p 6379 shutdown`.
+# jobs accepted before a restart are still there after it. It also keeps them in an append-only file under
+# var/redis, so they outlive a restart of Redis itself. Stop it with `redis-cli -p 6379 shutdown`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

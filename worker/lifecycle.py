@@ -1,4 +1,5 @@
-"""What a worker does besides running jobs: warm the engine, announce itself, clean up, send webhooks.
+"""What a worker does besides running jobs: warm the engine, announce itself, reclaim the jobs of dead runs,
+queue jobs whose message was lost, clean up, send webhooks.
 
 These run in the worker's main process (Celery signals), on daemon threads, so a long job never delays
 a heartbeat, a retention purge or a webhook.
@@ -10,11 +11,13 @@ import logging
 import threading
 from typing import Any
 
+import redis
 from celery import Celery, signals
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
 from core.errors import RestyleError
 from restyle.broker import enqueue
+from restyle.jobs import Reaper, purge_expired
 from restyle.webhooks import WebhookDispatcher
 from restyle.workers import WorkerRegistry
 from worker.runtime import Runtime, runtime
@@ -22,18 +25,21 @@ from worker.runtime import Runtime, runtime
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 60.0
-# The API queues a job milliseconds after recording it; one still unqueued after this was never going to be.
+# A job's message is sent milliseconds after the job enters the queue; one still unsent after this never will be.
 UNSENT_GRACE_SECONDS = 10.0
 
 
 class Housekeeping:
     """The background threads of one worker process, and how to stop them."""
 
-    def __init__(self, state: Runtime, name: str, celery: Celery) -> None:
+    def __init__(self, state: Runtime, name: str, celery: Celery, *, ready: bool) -> None:
         self.state = state
         self.name = name
         self.celery = celery
+        # A worker that could not load its network takes no jobs, so it must not count as ready either.
+        self.ready = ready
         self.registry = WorkerRegistry(state.redis, state.settings.key_prefix)
+        self.reaper = Reaper(state.store.ledger, state.settings.lease_seconds, state.settings.max_attempts)
         self.stopping = threading.Event()
 
     def start(self) -> None:
@@ -56,31 +62,56 @@ class Housekeeping:
         self.registry.retire(self.name)
 
     def _keep_house(self) -> None:
-        """Heartbeat and queue unsent jobs every few seconds; purge jobs past their retention about once a minute."""
-        interval = self.state.settings.heartbeat_seconds
-        beats_per_purge = max(1, round(PURGE_EVERY_SECONDS / interval))
-        beat = 0
+        """Every pass: heartbeat, reclaim lapsed leases, queue unsent jobs; about once a minute: purge.
+
+        A pass comes at least four times per lease, so a lapsed lease is found within a quarter lease of
+        lapsing; each step has its own error handling, so one failing (Redis away) does not skip the others.
+        """
+        settings = self.state.settings
+        interval = min(settings.heartbeat_seconds, settings.lease_seconds / 4)
+        passes_per_purge = max(1, round(PURGE_EVERY_SECONDS / interval))
+        steps = [self._beat, self._reclaim, self._send_unsent]
+        count = 0
         while not self.stopping.is_set():
-            try:
-                self.registry.beat(self.name)
-                self._send_unsent()
-                if beat % beats_per_purge == 0:
-                    purged = self.state.store.purge_expired(self.state.storage)
-                    if purged:
-                        log.info("removed %d job(s) past their retention", len(purged))
-            except Exception:
-                log.exception("housekeeping failed; retrying")
-            beat += 1
+            for step in [*steps, self._purge] if count % passes_per_purge == 0 else steps:
+                try:
+                    step()
+                except redis.RedisError as error:
+                    log.warning("housekeeping: %s skipped, Redis unavailable (%s)", step.__name__.strip("_"), error)
+                except Exception:
+                    log.exception("housekeeping: %s failed; retrying", step.__name__.strip("_"))
+            count += 1
             self.stopping.wait(interval)
 
+    def _beat(self) -> None:
+        if self.ready:
+            self.registry.beat(self.name)
+
+    def _reclaim(self) -> None:
+        """Put the jobs of dead runs back in the queue, each with the message it is owed."""
+        for job_id in self.reaper.reclaim():
+            self._send(job_id)
+
     def _send_unsent(self) -> None:
-        """Queue the jobs the API recorded but never queued (it died in between), so none waits forever."""
+        """Queue the jobs whose message was never sent (the API or a worker stopped in between)."""
         store = self.state.store
         for job_id in store.claim_unsent(UNSENT_GRACE_SECONDS):
             record = store.get(job_id)
-            if record is not None and record.status == "queued":
-                log.warning("job %s: recorded but never queued (the API stopped in between); queueing it", job_id)
-                enqueue(self.celery, self.state.settings, job_id)
+            if record is None or record.status != "queued":
+                store.mark_sent(job_id)
+                continue
+            log.warning("job %s: queued without its message (its sender stopped in between); sending it", job_id)
+            store.release(record)
+            self._send(job_id)
+
+    def _send(self, job_id: str) -> None:
+        enqueue(self.celery, self.state.settings)
+        self.state.store.mark_sent(job_id)
+
+    def _purge(self) -> None:
+        purged = purge_expired(self.state.store.ledger, self.state.storage)
+        if purged:
+            log.info("removed %d job(s) past their retention", len(purged))
 
 
 _running: list[Housekeeping] = []  # at most one per process; a list so the signal handlers need no global
@@ -95,14 +126,18 @@ def connect() -> None:
 
 def _on_ready(sender: Any, **_: Any) -> None:
     state = runtime()
+    ready = True
     if not isinstance(sender.pool, PreforkPool):
         # Solo/thread pools run jobs in this very process: load the net now rather than in the first job.
         # Prefork children load it lazily instead; loading before the fork would share CUDA state.
         try:
             log.info("loaded VGG19 weights %s", state.network().weights_name)
         except RestyleError as error:
-            log.error("cannot load VGG19 (%s); jobs will fail until this is fixed", error.message)
-    housekeeping = Housekeeping(state, str(sender.hostname), sender.app)
+            # Taking jobs would only fail them: stop consuming, stay out of the roster, and say why.
+            log.error("cannot load VGG19 (%s); this worker takes no jobs and is not ready", error.message)
+            sender.cancel_task_queue(state.settings.queue)
+            ready = False
+    housekeeping = Housekeeping(state, str(sender.hostname), sender.app, ready=ready)
     housekeeping.start()
     _running.append(housekeeping)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from restyle.jobs import JobStore
+from restyle.jobs import JobStore, Runs
 from restyle.settings import Settings, get_settings
 from restyle.storage import Storage, open_storage
 
@@ -24,6 +24,7 @@ class Runtime:
     settings: Settings
     redis: redis.Redis[bytes]
     store: JobStore
+    runs: Runs
     storage: Storage
     # Set when this process's worker begins to shut down: a job running here then hands itself back to the
     # queue within one iteration, instead of holding the shutdown up or being killed with it.
@@ -45,9 +46,11 @@ class Runtime:
 def runtime() -> Runtime:
     settings = get_settings()
     client = redis.Redis.from_url(settings.redis_url)
+    store = JobStore(client, settings.key_prefix, settings.retention_seconds)
     return Runtime(
         settings=settings,
         redis=client,
-        store=JobStore(client, settings.key_prefix, settings.retention_seconds),
+        store=store,
+        runs=Runs(store.ledger, settings.lease_seconds),
         storage=open_storage(settings),
     )

@@ -1,11 +1,12 @@
-"""The one Celery task: a thin shell that loads a job's inputs, runs the engine, stores and records the outcome.
+"""The one Celery task: a thin shell that claims the next job, runs the engine, stores and records the outcome.
 
-Delivery is at-least-once, so the task is idempotent: a job that already reached a final state is not run
-again, and one left ``running`` by a dead worker restarts from scratch. Every way a run can end is written
-to the job record: succeeded, canceled, or failed with the engine error's code and message (or
-``internal_error`` for anything unforeseen), so no job is left ``running``. A worker told to shut down
-(Ctrl-C, SIGTERM) stops its job within one iteration and hands it back: the record returns to ``queued``
-and the message to the queue at once, for the next worker, rather than after the broker's visibility timeout.
+A message names no job (see ``restyle.broker``): the task claims the next one in fair order, or finds none
+and returns. While the job runs, its lease is renewed on a thread of its own (``worker.keeper``); if the
+worker dies, the lease lapses and another worker's housekeeping puts the job back in the queue. Every way a
+run can end is written to the job record, fenced by the run's token: succeeded, canceled, or failed with the
+engine error's code and message (or ``internal_error`` for anything unforeseen). A worker told to shut down
+(Ctrl-C, SIGTERM) stops its job within one iteration and hands it back to the queue at once. A run that lost
+its lease stops too, and writes nothing: the job belongs to the run that replaced it.
 """
 
 from __future__ import annotations
@@ -13,102 +14,102 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import redis
 from celery import Task
 from celery.exceptions import Reject
 from PIL import Image
 
-from core.engine import Progress, stylize
+from core.engine import Progress, Stylized, stylize
 from core.errors import Cancelled, RestyleError
 from core.images import decode_image, encode_image, fit_longest_side
-from restyle.broker import STYLIZE_TASK
-from restyle.jobs import InvalidTransition, JobNotFound, JobRecord, input_keys, preview_key, result_key
+from restyle.broker import STYLIZE_TASK, enqueue
+from restyle.jobs import InvalidTransition, JobNotFound, Run, input_keys
 from restyle.storage import ObjectNotFound
 from worker.app import app
+from worker.keeper import LeaseKeeper
 from worker.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
-# A final state is written again for this long while Redis is unreachable: the outcome of a run exists only in
-# this process until it is recorded, and a Redis restart takes seconds.
-OUTCOME_PATIENCE_SECONDS = 60.0
-# Pause before handing a message back when Redis stays unreachable, so a flapping Redis is not hammered.
-REDIS_RETRY_SECONDS = 5
+# Longest pause between two tries of a Redis write that must land (a claim, an outcome).
+REDIS_RETRY_SECONDS = 5.0
 
-StopReason = Literal["shutdown", "time_limit", "cancel"]
+T = TypeVar("T")
+StopReason = Literal["shutdown", "time_limit", "cancel", "superseded"]
 
 
 @app.task(name=STYLIZE_TASK, bind=True)  # type: ignore[untyped-decorator]  # Celery is untyped
-def stylize_job(self: Task, job_id: str) -> None:
-    """Run job ``job_id`` (the task id is the job id)."""
+def stylize_job(self: Task) -> None:
+    """Run the next waiting job, if any."""
+    state = runtime()
+    worker = self.request.hostname or "worker"
     try:
-        run_job(runtime(), job_id, worker=self.request.hostname or "worker")
-    except redis.RedisError as error:
-        # Not Celery's retry: it publishes a copy and, when that publish fails too, drops the original message,
-        # leaving the job ``running`` with nothing to run it. A rejected message goes back to the queue; if
-        # Redis cannot take even that, it stays unacknowledged and returns after the visibility timeout.
-        log.warning("job %s: Redis unavailable (%s); handing the job back in %d s", job_id, error, REDIS_RETRY_SECONDS)
-        time.sleep(REDIS_RETRY_SECONDS)
-        raise Reject(f"Redis unavailable: {error}", requeue=True) from error
+        run = _patiently(lambda: state.runs.claim(worker), "claim a job", state)
+    except _Stopping:
+        # Shutting down while Redis is away: the message goes back (or, if Redis cannot take even that, stays
+        # unacknowledged and returns after the visibility timeout); no job was claimed for it.
+        raise Reject("the worker is shutting down", requeue=True) from None
+    if run is None:
+        log.debug("no job waiting for this message (its job was canceled, or run after a redelivery)")
+        return
+    run_job(state, run)
 
 
-def run_job(state: Runtime, job_id: str, worker: str) -> None:
-    """Take a job from its stored record to a final state."""
-    store = state.store
-    record = store.get(job_id)
-    if record is None:
-        log.warning("job %s: no record (cleaned up after retention?); nothing to do", job_id)
-        return
-    if record.finished:
-        log.info("job %s: already %s; ignoring a repeated delivery", job_id, record.status)
-        return
-    try:
-        if store.is_cancel_requested(job_id):
-            store.mark_canceled(job_id)
-            return
-        if record.attempts >= state.settings.max_attempts:
-            # Every earlier run was cut short (its worker killed or out of memory, or Redis gone for longer than
-            # the outcome could wait): do not take this worker down too.
-            store.fail(
-                job_id, "worker_lost", f"the runs of this job were interrupted {record.attempts} times; giving up"
-            )
-            return
-        record = store.start(job_id, worker)
-    except (InvalidTransition, JobNotFound):
-        return  # canceled or cleaned up a moment ago
-    if record.attempts > 1:
-        log.warning("job %s: restarting (attempt %d) after an interrupted run", job_id, record.attempts)
-    report = Report(state, record)
+def run_job(state: Runtime, run: Run) -> None:
+    """Take a claimed job from running to a final state, or back to the queue."""
+    job_id, settings = run.job_id, state.settings
+    if run.number > 1:
+        log.warning("job %s: run %d (attempt %d) after an interrupted run", job_id, run.number, run.record.attempts)
+
+    def record(write: Callable[[], object]) -> bool:
+        try:
+            _patiently(write, f"record the outcome of job {job_id}", state, give_up_when_stopping=False)
+        except (InvalidTransition, JobNotFound) as error:
+            log.info("job %s: outcome not recorded: %s", job_id, error)
+            return False
+        return True
 
     def fail(code: str, message: str) -> None:
-        _record_outcome(job_id, lambda: store.fail(job_id, code, message))
+        record(lambda: run.fail(code, message))
 
-    try:
-        _execute(state, record, report)
-    except Cancelled:
-        if report.stopped_for == "shutdown":
-            _record_outcome(job_id, lambda: store.requeue(job_id))
-            log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
-            raise Reject("the worker is shutting down", requeue=True) from None
-        if report.stopped_for == "time_limit":
-            fail("time_limit_exceeded", f"the run took longer than the limit of {state.settings.job_time_limit:g} s")
-        else:
-            _record_outcome(job_id, lambda: store.mark_canceled(job_id))
-    except RestyleError as error:
-        fail(error.code, error.message)
-    except ObjectNotFound as error:
-        fail("input_missing", f"a stored input of this job is gone ({error.args[0]})")
-    except redis.RedisError:
-        raise
-    except Exception as error:
-        log.exception("job %s: unexpected failure", job_id)
-        fail("internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
+    with LeaseKeeper(run, settings.lease_seconds) as keeper:
+        report = Report(state, run, keeper)
+        try:
+            result = _execute(state, run, report)
+            if record(
+                lambda: run.succeed(
+                    weights=result.weights,
+                    run_seconds=result.seconds,
+                    losses=result.losses,
+                    iterations=result.iterations,
+                )
+            ):
+                log.info("job %s: succeeded in %.1f s with weights %s", job_id, result.seconds, result.weights)
+        except Cancelled:
+            if report.stopped_for == "shutdown":
+                record(run.hand_back)
+                _send_message(state, job_id)
+                log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
+            elif report.stopped_for == "time_limit":
+                fail("time_limit_exceeded", f"the run took longer than the limit of {settings.job_time_limit:g} s")
+            elif report.stopped_for == "superseded":
+                log.warning("job %s: stopped; the run that replaced this one owns the job", job_id)
+            else:
+                record(run.cancel)
+        except RestyleError as error:
+            fail(error.code, error.message)
+        except ObjectNotFound as error:
+            fail("input_missing", f"a stored input of this job is gone ({error.args[0]})")
+        except Exception as error:
+            log.exception("job %s: unexpected failure", job_id)
+            fail("internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
 
 
-def _execute(state: Runtime, record: JobRecord, report: Report) -> None:
-    settings = state.settings
+def _execute(state: Runtime, run: Run, report: Report) -> Stylized:
+    """Run the engine on the job's stored inputs and store this run's result."""
+    settings, record = state.settings, run.record
     content_key, style_keys = input_keys(record.id, record.style_count)
     content = decode_image(state.storage.get(content_key), max_pixels=settings.max_image_pixels, name="content")
     styles = [
@@ -126,50 +127,49 @@ def _execute(state: Runtime, record: JobRecord, report: Report) -> None:
         on_snapshot=report.snapshot if settings.snapshot_every else None,
         snapshot_every=settings.snapshot_every,
     )
-    key = result_key(record.id)
-    state.storage.put(key, encode_image(result.image, record.params.output_format))
-    _record_outcome(
-        record.id,
-        lambda: state.store.succeed(
-            record.id,
-            result=key,
-            weights=result.weights,
-            run_seconds=result.seconds,
-            losses=result.losses,
-            iterations=result.iterations,
-        ),
-    )
-    log.info("job %s: succeeded in %.1f s with weights %s", record.id, result.seconds, result.weights)
+    state.storage.put(run.result_key, encode_image(result.image, record.params.output_format))
+    return result
 
 
-def _record_outcome(job_id: str, write: Callable[[], object], patience: float = OUTCOME_PATIENCE_SECONDS) -> None:
-    """Write a run's outcome, through a Redis outage of up to ``patience`` seconds.
+def _send_message(state: Runtime, job_id: str) -> None:
+    """The queue message a handed-back job is owed; if it cannot be sent, housekeeping sends it later."""
+    try:
+        enqueue(app, state.settings)
+        state.store.mark_sent(job_id)
+    except Exception as error:
+        log.warning("job %s: queue message not sent (%s); a worker's housekeeping will send it", job_id, error)
 
-    Giving up sooner would cost the finished work: the message would be handed back and the job run again.
-    A duplicate delivery that lost the race to finish has nothing to add, so a refused transition is no error.
+
+class _Stopping(Exception):
+    """The worker began to shut down while waiting for Redis."""
+
+
+def _patiently(write: Callable[[], T], what: str, state: Runtime, *, give_up_when_stopping: bool = True) -> T:
+    """``write()``, tried again through a Redis outage of any length.
+
+    Giving up would cost more than waiting: an outcome not recorded means running the job again, and a claim
+    not made means holding its message. The run's lease is kept by its own thread meanwhile, so nobody
+    reclaims the job until Redis has been back for a full lease; a refused transition is raised at once.
     """
-    deadline, delay = time.monotonic() + patience, 0.2
+    delay = 0.2
     while True:
         try:
-            write()
-            return
-        except (InvalidTransition, JobNotFound) as error:
-            log.info("job %s: outcome not recorded: %s", job_id, error)
-            return
+            return write()
         except redis.RedisError as error:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("job %s: outcome not recorded yet, Redis unavailable (%s); trying again", job_id, error)
+            if give_up_when_stopping and state.stopping.is_set():
+                raise _Stopping from error
+            log.warning("could not %s, Redis unavailable (%s); trying again in %.1f s", what, error, delay)
             time.sleep(delay)
             delay = min(2 * delay, REDIS_RETRY_SECONDS)
 
 
 class Report:
-    """The engine's callbacks for one job: throttled progress, cancellation and time limit, previews."""
+    """The engine's callbacks for one run: throttled progress, when to stop, previews."""
 
-    def __init__(self, state: Runtime, record: JobRecord) -> None:
+    def __init__(self, state: Runtime, run: Run, keeper: LeaseKeeper) -> None:
         self.state = state
-        self.job_id = record.id
+        self.run = run
+        self.keeper = keeper
         self.interval = state.settings.progress_interval
         self.deadline = time.monotonic() + state.settings.job_time_limit
         # Why the engine was told to stop, once it has been: the one fact the outcome depends on.
@@ -183,22 +183,26 @@ class Report:
             return
         self._last_write = now
         try:
-            self.state.store.report_progress(self.job_id, progress.iteration, progress.total, progress.losses)
+            self.run.report_progress(progress.iteration, progress.total, progress.losses)
+        except (InvalidTransition, JobNotFound):
+            self.keeper.lost.set()  # fenced: the job is another run's (or gone); stop at the next iteration
         except redis.RedisError as error:
-            log.warning("job %s: progress not recorded (%s)", self.job_id, error)  # the run itself goes on
+            log.warning("job %s: progress not recorded (%s)", self.run.job_id, error)  # the run itself goes on
 
     def should_stop(self) -> bool:
-        """Asked every iteration: the worker is shutting down, past the time limit, or the owner asked to cancel."""
+        """Asked every iteration: shutting down, past the time limit, superseded, or the owner asked to cancel."""
         self.stopped_for = self._reason_to_stop()
         return self.stopped_for is not None
 
     def _reason_to_stop(self) -> StopReason | None:
         if self.state.stopping.is_set():
             return "shutdown"
+        if self.keeper.lost.is_set():
+            return "superseded"
         if time.monotonic() > self.deadline:
             return "time_limit"
         try:
-            return "cancel" if self.state.store.is_cancel_requested(self.job_id) else None
+            return "cancel" if self.state.store.is_cancel_requested(self.run.job_id) else None
         except redis.RedisError:
             return None
 
@@ -206,9 +210,10 @@ class Report:
         """Store a small JPEG of the picture so far, for live previews."""
         side = self.state.settings.preview_size
         small = fit_longest_side(image, side) if max(image.size) > side else image
-        key = preview_key(self.job_id)
         try:
-            self.state.storage.put(key, encode_image(small, "jpeg"))
-            self.state.store.record_preview(self.job_id, key, iteration)
+            self.state.storage.put(self.run.preview_key, encode_image(small, "jpeg"))
+            self.run.record_preview(iteration)
+        except (InvalidTransition, JobNotFound):
+            self.keeper.lost.set()
         except (OSError, redis.RedisError) as error:
-            log.warning("job %s: preview not stored (%s)", self.job_id, error)
+            log.warning("job %s: preview not stored (%s)", self.run.job_id, error)

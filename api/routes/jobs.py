@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 
 from api.deps import OwnerDep, Services, ServicesDep
 from api.events import END_EVENT, KEEPALIVE_EVENT, JobWatcher, server_sent_event
-from api.problems import NoResult, NotFound, QueueFull, ResultNotReady, documented
+from api.problems import NoResult, NotFound, ResultNotReady, documented
 from api.uploads import RawSubmission, form_schema, read_form, validate
 from core.images import MEDIA_TYPES
 from restyle.broker import enqueue
-from restyle.jobs import JobProgress, JobPublic, JobRecord, input_keys, new_job_id
+from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, new_job_id
 from restyle.storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def _public(request: Request, services: Services, record: JobRecord) -> JobPubli
     openapi_extra=form_schema(),
     responses={
         201: {"model": JobPublic, "description": "With `Prefer: wait`, the job finished within the wait."},
-        **documented(401, 413, 415, 422, 503),
+        **documented(401, 413, 415, 422, 429, 503),
     },
 )
 async def create_job(
@@ -102,17 +102,12 @@ async def create_job(
 
 
 def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key: str | None) -> tuple[JobRecord, bool]:
-    """Validate, store the files, record and enqueue the job (blocking I/O and decoding: off the event loop)."""
+    """Validate, admit, store the files and queue the job (blocking I/O and decoding: off the event loop)."""
     store, settings = services.store, services.settings
     if idempotency_key:
         replay = store.find_idempotent(owner, idempotency_key, raw.fingerprint)
         if replay is not None:
             return replay, False
-    if store.queue_depth() >= settings.max_queue_depth:
-        raise QueueFull(
-            f"{settings.max_queue_depth} jobs are already waiting; try again later",
-            headers={"Retry-After": str(settings.retry_after_seconds)},
-        )
     webhooks = settings.webhook_secret is not None
     submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks_enabled=webhooks)
     # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
@@ -128,18 +123,21 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         webhook_url=submission.webhook_url,
         idempotency_key=idempotency_key,
     )
-    stored, created = store.create(record, idempotency_key, submission.fingerprint)
+    limits = Limits(queue_depth=settings.max_queue_depth, per_key=settings.max_active_jobs_per_key)
+    stored, created = store.create(record, idempotency_key, submission.fingerprint, limits)
     if not created:  # a concurrent request with the same key won the race
         return stored, False
     content_key, style_keys = input_keys(job_id, len(submission.styles))
     services.storage.put(content_key, submission.content)
     for key, data in zip(style_keys, submission.styles, strict=True):
         services.storage.put(key, data)
+    store.release(stored)
     try:
-        enqueue(services.celery, settings, job_id)
+        enqueue(services.celery, settings)
     except Exception as error:
-        store.fail(job_id, "enqueue_failed", f"the job could not be queued: {error}")
-        raise
+        # Accepted all the same: the job is recorded as owed a message, which a worker's housekeeping sends.
+        log.warning("job %s: queue message not sent (%s); a worker will send it", job_id, error)
+        return stored, True
     store.mark_sent(job_id)
     return stored, True
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from restyle.cli.arguments import int_in_range
@@ -24,8 +25,12 @@ log = logging.getLogger(__name__)
 
 # How long a worker may take to finish its current iteration and leave after `restyle up` is stopped.
 WORKER_STOP_SECONDS = 20
-# A worker that dies sooner than this after starting would die again: `restyle up` stops instead of looping.
+# A worker that dies sooner than this after starting would likely die again (bad settings, no memory for the
+# network): its successor waits, longer after each such death, so a crash loop does not spin the machine.
 WORKER_MIN_LIFETIME_SECONDS = 10
+WORKER_RESTART_FIRST_DELAY_SECONDS = 1.0
+# Long enough that a crash loop costs little, short enough that a fixed cause (Redis back) is noticed soon.
+WORKER_RESTART_MAX_DELAY_SECONDS = 30.0
 SUPERVISION_INTERVAL_SECONDS = 0.2
 API_GRACE_SECONDS = 5
 WORKER_NICENESS = 10
@@ -47,7 +52,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     up = commands.add_parser(
         "up",
         help="run a worker and the API together",
-        description="Start a worker process and the API; Ctrl-C (or SIGTERM) stops both.",
+        description="Start a worker process and the API; a worker that dies is started again. Ctrl-C (or SIGTERM) "
+        "stops both.",
     )
     _add_http_flags(up)
     _add_worker_flags(up)
@@ -132,15 +138,19 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_up(args: argparse.Namespace) -> int:
     """A worker in a child process and the API in this one; Ctrl-C or SIGTERM stops both and exits 0.
 
-    Exits 1 if the worker keeps dying right after it starts (a crash loop), after stopping the API.
+    A worker that dies is replaced while the API keeps answering (``/readyz`` says not ready until the new
+    one beats): a dead worker must not take down the API, whose clients can still poll and download.
     """
     settings = get_settings()
     _configure_logging(settings)
-    command = [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, args.concurrency)]
+
+    def worker_command() -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, args.concurrency)]
+
     # On a shared CPU the engine would otherwise starve the API. A lower priority for the worker, and OpenMP
     # threads that sleep rather than spin between parallel regions, took the p99 of job polling while a job
     # runs from 93 ms to 21 ms on two cores (bench/service.py), at no measurable cost to the engine.
-    supervisor = _WorkerSupervisor(command, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ})
+    supervisor = _WorkerSupervisor(worker_command, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ})
     server = _api_server(args, settings)
     watcher = threading.Thread(target=supervisor.watch, args=(server,), name="worker-supervisor")
     watcher.start()
@@ -155,7 +165,20 @@ def run_up(args: argparse.Namespace) -> int:
     finally:
         server.should_exit = True
         watcher.join()
-    return 1 if supervisor.gave_up else 0
+    return 0
+
+
+def restart_delay(lifetime: float, previous: float) -> float:
+    """Seconds to wait before starting a worker in place of one that died after ``lifetime`` seconds, when
+    the restart before waited ``previous`` seconds (0 if none did).
+
+    A worker that lived past ``WORKER_MIN_LIFETIME_SECONDS`` met a one-off end (killed, out of memory on a
+    large job): its successor starts at once and the backoff starts over. Each early death doubles the wait,
+    from ``WORKER_RESTART_FIRST_DELAY_SECONDS`` up to ``WORKER_RESTART_MAX_DELAY_SECONDS``.
+    """
+    if lifetime >= WORKER_MIN_LIFETIME_SECONDS:
+        return 0.0
+    return min(max(2 * previous, WORKER_RESTART_FIRST_DELAY_SECONDS), WORKER_RESTART_MAX_DELAY_SECONDS)
 
 
 class _WorkerSupervisor:
@@ -166,29 +189,42 @@ class _WorkerSupervisor:
     (killed, out of memory) is started again, because an API without one accepts jobs nobody runs.
     """
 
-    def __init__(self, command: list[str], environment: dict[str, str]) -> None:
+    def __init__(self, command: Callable[[], list[str]], environment: dict[str, str]) -> None:
+        # A command per start: each worker needs a node name of its own, or /readyz would count the
+        # heartbeats of a new worker as those of the dead one it replaced.
         self.command, self.environment = command, environment
-        self.gave_up = False
-        self.process = self._spawn()
+        self.delay, self.restart_at = 0.0, 0.0
+        self.process: subprocess.Popen[bytes] | None = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self.started = time.monotonic()
-        return subprocess.Popen(self.command, env=self.environment, preexec_fn=_prepare_worker_process)
+        return subprocess.Popen(self.command(), env=self.environment, preexec_fn=_prepare_worker_process)
 
     def watch(self, server: uvicorn.Server) -> None:
-        """Runs on its own thread until the API is told to stop, then stops the worker."""
+        """Runs on its own thread until the API is told to stop, then stops the worker.
+
+        A restart waits in steps of ``SUPERVISION_INTERVAL_SECONDS``, so a stop during the wait is prompt.
+        """
         while not server.should_exit:
-            code = self.process.poll()
-            if code is not None and time.monotonic() - self.started < WORKER_MIN_LIFETIME_SECONDS:
-                log.error(
-                    "the worker exited (status %s) within %d s of starting; stopping", code, WORKER_MIN_LIFETIME_SECONDS
-                )
-                self.gave_up = server.should_exit = True
-            elif code is not None:
-                log.error("the worker exited (status %s); starting another", code)
-                self.process = self._spawn()
+            self._check()
             time.sleep(SUPERVISION_INTERVAL_SECONDS)
-        _stop(self.process)
+        if self.process is not None:
+            _stop(self.process)
+
+    def _check(self) -> None:
+        """Start the next worker once its wait is over, or note the death of the current one."""
+        if self.process is None:
+            if time.monotonic() >= self.restart_at:
+                self.process = self._spawn()
+            return
+        code = self.process.poll()
+        if code is None:
+            return
+        lifetime = time.monotonic() - self.started
+        self.delay = restart_delay(lifetime, self.delay)
+        log.error("the worker exited (status %s) after %.1f s; starting another in %g s", code, lifetime, self.delay)
+        self.process = None
+        self.restart_at = time.monotonic() + self.delay
 
 
 def _prepare_worker_process() -> None:

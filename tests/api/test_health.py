@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import redis
 
 from core.params import StyleParams
+from restyle.jobs import JobStore, Reaper, Runs
 from restyle.settings import Settings
 from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
 
@@ -51,6 +53,23 @@ def test_metrics_count_jobs_by_outcome_with_their_duration(client: httpx.Client,
     succeeded = next(line for line in text.splitlines() if line.startswith(counter))
     assert float(succeeded.split()[-1]) >= 1
     assert "restyle_job_duration_seconds_count" in text
+
+
+def test_metrics_count_reclaimed_leases_and_fenced_writes(
+    idle_api: ApiServer, redis_client: redis.Redis[bytes]
+) -> None:
+    settings = idle_api.settings
+    store = JobStore(redis_client, settings.key_prefix, settings.retention_seconds)
+    with idle_api.client() as http:
+        submit(http)
+        run = Runs(store.ledger, lease_seconds=30).claim("worker-1")
+        assert run is not None
+        redis_client.delete(store.keys.lease(run.job_id))  # as if its worker had died a lease ago
+        Reaper(store.ledger, lease_seconds=0.001, max_attempts=3).reclaim()
+        run.renew()  # the dead run, come back: refused
+        text = http.get("/metrics").text
+    assert "restyle_leases_reclaimed_total 1.0" in text
+    assert "restyle_fenced_writes_total 1.0" in text
 
 
 def test_every_style_parameter_is_a_documented_form_field(idle_api: ApiServer) -> None:

@@ -64,3 +64,18 @@ def test_the_configured_backend_is_a_local_directory(tmp_path: Path) -> None:
     assert isinstance(storage, Storage)
     storage.put("k", b"v")
     assert (tmp_path / "configured" / "k").read_bytes() == b"v"
+
+
+def test_deleting_a_folder_removes_every_object_under_it_and_nothing_else(storage: LocalStorage) -> None:
+    for key in ("jobs/a/content", "jobs/a/result-1", "jobs/a/result-2", "jobs/ab/content"):
+        storage.put(key, b"x")
+    storage.delete_folder("jobs/a")
+    assert [storage.exists(key) for key in ("jobs/a/content", "jobs/a/result-2", "jobs/ab/content")] == [
+        False,
+        False,
+        True,
+    ]
+
+
+def test_deleting_a_missing_folder_is_not_an_error(storage: LocalStorage) -> None:
+    storage.delete_folder("jobs/never")

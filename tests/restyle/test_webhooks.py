@@ -66,7 +66,7 @@ def test_a_delivered_webhook_leaves_the_due_list(store: JobStore, webhook_receiv
     dispatcher = WebhookDispatcher(store, WEBHOOK_SECRET, timeout=5, max_attempts=3, backoff_seconds=0.1)
     finish_with_webhook(store, webhook_receiver.url)
     assert dispatcher.deliver_due() == 1
-    assert store.redis.zcard(store.webhooks_due) == 0
+    assert store.redis.zcard(store.keys.webhooks_due) == 0
 
 
 def test_delivery_is_given_up_after_the_last_attempt(store: JobStore, webhook_receiver: WebhookReceiver) -> None:
@@ -74,7 +74,9 @@ def test_delivery_is_given_up_after_the_last_attempt(store: JobStore, webhook_re
     webhook_receiver.statuses = [500, 500, 500]
     finish_with_webhook(store, webhook_receiver.url)
     dispatcher.deliver_due()
-    store.redis.zadd(store.webhooks_due, {member: 0 for member in store.redis.zrange(store.webhooks_due, 0, -1)})
+    store.redis.zadd(
+        store.keys.webhooks_due, {member: 0 for member in store.redis.zrange(store.keys.webhooks_due, 0, -1)}
+    )
     dispatcher.deliver_due()
     assert webhook_receiver.received.qsize() == 2
-    assert store.redis.zcard(store.webhooks_due) == 0
+    assert store.redis.zcard(store.keys.webhooks_due) == 0

@@ -1,6 +1,9 @@
-"""Redis unreachable around a run: its outcome waits for Redis to come back, and its message is never dropped."""
+"""Redis unreachable around a run: a claim or an outcome waits for Redis to come back, however long it takes."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -9,33 +12,57 @@ from celery.exceptions import Reject
 from worker import tasks
 
 
-def test_an_outcome_is_recorded_once_redis_answers_again() -> None:
-    attempts: list[int] = []
+class _State:
+    """The one thing ``_patiently`` asks of the runtime: whether the worker is shutting down."""
 
-    def write() -> None:
-        attempts.append(len(attempts))
-        if len(attempts) < 3:
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+
+
+def flaky(failures: int) -> tuple[list[int], Callable[[], str]]:
+    calls: list[int] = []
+
+    def write() -> str:
+        calls.append(len(calls))
+        if len(calls) <= failures:
+            raise redis.ConnectionError("Connection refused")
+        return "written"
+
+    return calls, write
+
+
+def test_a_write_lands_once_redis_answers_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tasks, "REDIS_RETRY_SECONDS", 0.01)
+    calls, write = flaky(failures=5)
+    assert tasks._patiently(write, "write", _State()) == "written"  # type: ignore[arg-type]  # a stand-in state
+    assert len(calls) == 6
+
+
+def test_a_claim_waiting_for_redis_gives_way_to_a_shutdown() -> None:
+    state = _State()
+    state.stopping.set()
+    _, write = flaky(failures=1)
+    with pytest.raises(tasks._Stopping):
+        tasks._patiently(write, "claim a job", state)  # type: ignore[arg-type]
+
+
+def test_an_outcome_waiting_for_redis_is_kept_through_a_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tasks, "REDIS_RETRY_SECONDS", 0.01)
+    state = _State()
+    state.stopping.set()
+    _, write = flaky(failures=3)
+    assert tasks._patiently(write, "record", state, give_up_when_stopping=False) == "written"  # type: ignore[arg-type]
+
+
+def test_a_message_whose_claim_redis_cannot_take_goes_back_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Runs:
+        def claim(self, worker: str) -> None:
             raise redis.ConnectionError("Connection refused")
 
-    tasks._record_outcome("a-job", write, patience=10)
-    assert len(attempts) == 3
-
-
-def test_an_outcome_redis_never_takes_is_given_up_after_the_patience() -> None:
-    def write() -> None:
-        raise redis.ConnectionError("Connection refused")
-
-    with pytest.raises(redis.ConnectionError):
-        tasks._record_outcome("a-job", write, patience=0.5)
-
-
-def test_a_job_whose_outcome_redis_cannot_take_goes_back_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    def redis_gone(*args: object, **kwargs: object) -> None:
-        raise redis.ConnectionError("Connection refused")
-
-    monkeypatch.setattr(tasks, "runtime", lambda: None)
-    monkeypatch.setattr(tasks, "run_job", redis_gone)
-    monkeypatch.setattr(tasks, "REDIS_RETRY_SECONDS", 0)
+    state = _State()
+    state.stopping.set()
+    state.runs = Runs()  # type: ignore[attr-defined]
+    monkeypatch.setattr(tasks, "runtime", lambda: state)
     with pytest.raises(Reject) as rejected:
-        tasks.stylize_job("a-job")
+        tasks.stylize_job()
     assert rejected.value.requeue

@@ -1,4 +1,4 @@
-"""The task's outcomes beyond success: typed engine errors, vanished inputs, repeated deliveries, time limits.
+"""The task's outcomes beyond success: typed engine errors, vanished inputs, surplus messages, time limits.
 
 Some jobs are written straight into the store and queued by task name, as the API does, to reach states
 the API would refuse to create.
@@ -27,13 +27,11 @@ def store(settings: Settings, redis_client: redis.Redis[bytes]) -> JobStore:
     return JobStore(redis_client, settings.key_prefix, settings.retention_seconds)
 
 
-def queue_job(
-    settings: Settings, store: JobStore, content: bytes | None, style: bytes, crashes: int = 0, send: bool = True
-) -> str:
+def queue_job(settings: Settings, store: JobStore, content: bytes | None, style: bytes, send: bool = True) -> str:
     """Store the inputs (no content file when ``content`` is None) and queue a job for them.
 
-    ``crashes``: runs the job had already started, as if a worker had died during each of them.
-    ``send``: False records the job without queueing its message, as an API that died in between would.
+    ``send``: False records the job without releasing it or sending its message, as an API that died in
+    between would.
     """
     job_id = new_job_id()
     storage = open_storage(settings)
@@ -51,10 +49,9 @@ def queue_job(
         created_at=datetime.now(UTC),
     )
     store.create(record)
-    for crash in range(crashes):
-        store.start(job_id, f"dead-worker-{crash}")
     if send:
-        enqueue(create_celery(settings), settings, job_id)
+        store.release(record)
+        enqueue(create_celery(settings), settings)
         store.mark_sent(job_id)
     return job_id
 
@@ -77,24 +74,16 @@ def test_a_vanished_input_fails_the_job_saying_so(
     assert (done["status"], done["error"]["code"]) == ("failed", "input_missing")
 
 
-def test_a_repeated_delivery_of_a_finished_job_does_not_run_it_again(
+def test_a_surplus_message_runs_nothing_twice(
     settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
 ) -> None:
     job_id = submit(client).json()["id"]
     wait_for(client, job_id, finished)
     before = store.get(job_id)
-    enqueue(create_celery(settings), settings, job_id)
-    # First in, first out: once a later job is done, the worker has handled the repeated delivery.
+    enqueue(create_celery(settings), settings)  # as a redelivery after the visibility timeout would
+    # First in, first out: once a later job is done, the worker has taken the surplus message.
     wait_for(client, submit(client).json()["id"], finished)
     assert store.get(job_id) == before
-
-
-def test_a_job_whose_workers_keep_dying_fails_instead_of_running_forever(
-    settings: Settings, store: JobStore, client: httpx.Client, worker: WorkerProcess
-) -> None:
-    job_id = queue_job(settings, store, make_png(), make_png(), crashes=settings.max_attempts)
-    done = wait_for(client, job_id, finished)
-    assert (done["status"], done["error"]["code"]) == ("failed", "worker_lost")
 
 
 def test_a_job_recorded_but_never_queued_is_queued_by_a_worker(

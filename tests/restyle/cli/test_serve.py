@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from restyle.cli import build_parser
 from restyle.cli.serve import (
     API_GRACE_SECONDS,
     WORKER_MIN_LIFETIME_SECONDS,
     WORKER_STOP_SECONDS,
+    _WorkerSupervisor,
+    restart_delay,
     run_api,
     run_up,
     run_worker,
@@ -27,6 +30,7 @@ from restyle.cli.serve import (
 )
 from restyle.settings import Settings
 from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, MakeSettings, settings_env, submit, wait_for
+from tests.restyle.cli.conftest import free_port
 
 
 def test_api_listens_where_it_is_told() -> None:
@@ -75,10 +79,72 @@ def test_workers_get_distinct_node_names() -> None:
     assert first[first.index("--hostname") + 1] != second[second.index("--hostname") + 1]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def test_a_worker_that_keeps_dying_early_waits_longer_before_each_restart_up_to_30_s() -> None:
+    delays, delay = [], 0.0
+    for _ in range(8):
+        delay = restart_delay(lifetime=1.0, previous=delay)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_a_worker_that_lived_past_the_minimum_lifetime_is_replaced_at_once() -> None:
+    assert restart_delay(lifetime=WORKER_MIN_LIFETIME_SECONDS, previous=16.0) == 0
+
+
+def test_the_backoff_starts_over_once_a_worker_lived_past_the_minimum_lifetime() -> None:
+    after_a_long_life = restart_delay(lifetime=WORKER_MIN_LIFETIME_SECONDS, previous=16.0)
+    assert restart_delay(lifetime=1.0, previous=after_a_long_life) == 1
+
+
+class Supervision:
+    """`restyle up`'s supervisor on its own thread, watching a worker that exits with status 3 at once."""
+
+    def __init__(self) -> None:
+        # Never run: it only carries the flag with which `restyle up` tells the supervisor to stop.
+        self.server = uvicorn.Server(uvicorn.Config("api.main:create_app", factory=True, log_config=None))
+        self.starts: list[list[str]] = []
+        self.supervisor = _WorkerSupervisor(self._command, dict(os.environ))
+        self.thread = threading.Thread(target=self.supervisor.watch, args=(self.server,), daemon=True)
+        self.thread.start()
+
+    def _command(self) -> list[str]:
+        self.starts.append(command := [sys.executable, "-c", "raise SystemExit(3)"])
+        return command
+
+    def wait_for_the_first_death(self) -> None:
+        """Until the supervisor has noticed that the worker died and waits to start the next."""
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while self.supervisor.process is not None:
+            assert time.monotonic() < deadline, "the supervisor never noticed its worker's death"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(PATIENCE_SECONDS)
+
+
+@pytest.fixture
+def supervision() -> Iterator[Supervision]:
+    watching = Supervision()
+    yield watching
+    watching.stop()
+
+
+def test_a_worker_death_is_logged_with_the_wait_before_the_next_worker(
+    supervision: Supervision, caplog: pytest.LogCaptureFixture
+) -> None:
+    supervision.wait_for_the_first_death()
+    (record,) = [record for record in caplog.records if record.name == "restyle.cli.serve"]
+    assert record.getMessage().startswith("the worker exited (status 3) after ")
+    assert record.getMessage().endswith(" s; starting another in 1 s")
+
+
+def test_a_stop_cuts_the_wait_before_a_restart_short(supervision: Supervision) -> None:
+    supervision.wait_for_the_first_death()
+    supervision.server.should_exit = True
+    supervision.thread.join(0.5)  # the first wait is 1 s
+    assert not supervision.thread.is_alive()
+    assert len(supervision.starts) == 1
 
 
 def children(pid: int) -> list[int]:
@@ -155,16 +221,36 @@ def test_sigterm_stops_the_worker_at_once_while_an_event_stream_is_open(service_
             assert service_up.process.wait(API_GRACE_SECONDS + WORKER_STOP_SECONDS) == 0
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads child processes from /proc")
-def test_up_starts_another_worker_when_its_worker_dies(service_up: Up) -> None:
-    time.sleep(WORKER_MIN_LIFETIME_SECONDS)  # younger, its death would count as a crash loop
-    first = service_up.worker()
-    os.kill(first, signal.SIGKILL)
+def watch_service(up: Up, until: Callable[[httpx.Response], bool]) -> httpx.Response:
+    """Poll ``/readyz`` until its answer satisfies ``until``, checking all the while that `restyle up` still
+    runs and its API answers ``/healthz``."""
     deadline = time.monotonic() + PATIENCE_SECONDS
-    while children(service_up.process.pid) in ([], [first]) and time.monotonic() < deadline:
+    while True:
+        assert up.process.poll() is None, "restyle up stopped"
+        assert httpx.get(f"{up.url}/healthz").status_code == 200
+        readiness = httpx.get(f"{up.url}/readyz")
+        if until(readiness):
+            return readiness
+        assert time.monotonic() < deadline, f"/readyz never answered as expected; last: {readiness.text}"
         time.sleep(0.1)
-    assert service_up.process.poll() is None
-    assert children(service_up.process.pid) not in ([], [first])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads child processes from /proc")
+def test_up_keeps_its_api_answering_but_not_ready_after_its_worker_dies_early(service_up: Up) -> None:
+    os.kill(service_up.worker(), signal.SIGKILL)  # moments after it became ready: an early death
+    not_ready = watch_service(service_up, until=lambda readiness: readiness.status_code == 503)
+    assert not_ready.json()["code"] == "not_ready"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads child processes from /proc")
+def test_up_replaces_a_worker_that_died_early_with_one_of_another_name(service_up: Up) -> None:
+    first = httpx.get(f"{service_up.url}/readyz").json()["workers"]
+    os.kill(service_up.worker(), signal.SIGKILL)  # moments after it became ready: an early death
+
+    def ready_without_the_dead_worker(readiness: httpx.Response) -> bool:
+        return readiness.status_code == 200 and set(readiness.json()["workers"]).isdisjoint(first)
+
+    watch_service(service_up, until=ready_without_the_dead_worker)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")

@@ -1,0 +1,205 @@
+"""What is stored about a job, and how clients see it: records, runs, public views, ids and file keys."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.params import MAX_STYLES, StyleParams
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+# How one run of a job ended. ``lost``: its lease lapsed (the worker died, froze or lost Redis for longer than
+# the lease) and the job went back to the queue; ``handed_back``: its worker shut down and returned the job.
+RunOutcome = Literal["running", "succeeded", "failed", "canceled", "lost", "handed_back"]
+# The canonical text form of the UUIDs new_job_id makes.
+JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class JobProgress(BaseModel):
+    """How far the optimisation is: iterations done of the total."""
+
+    iteration: int = 0
+    total: int
+    percent: float = 0.0
+
+
+class JobError(BaseModel):
+    """Why a job failed: ``code`` for programs to branch on, ``message`` for people."""
+
+    code: str
+    message: str
+
+
+class JobAttempt(BaseModel):
+    """One run of a job as clients see it: who ran it, when, and how it ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str = Field(examples=["restyle-1a2b3c4d@gpu-1"])
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: RunOutcome = Field("running", examples=["succeeded"])
+
+
+class JobRun(JobAttempt):
+    """One run as stored: with the fencing token that every write of that run must present."""
+
+    token: str
+
+    def ended(self, outcome: RunOutcome) -> JobRun:
+        return self.model_copy(update={"ended_at": datetime.now(UTC), "outcome": outcome})
+
+    def public(self) -> JobAttempt:
+        return JobAttempt(**self.model_dump(exclude={"token"}))
+
+
+class JobRecord(BaseModel):
+    """Everything stored about one job; immutable, every change writes a new version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    owner: str
+    status: JobStatus = "queued"
+    params: StyleParams
+    style_count: int = Field(ge=1, le=MAX_STYLES)
+    progress: JobProgress
+    losses: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    weights: str | None = None
+    run_seconds: float | None = None
+    error: JobError | None = None
+    result_key: str | None = None
+    preview_key: str | None = None
+    preview_iteration: int | None = None
+    webhook_url: str | None = None
+    idempotency_key: str | None = None
+    cancel_requested: bool = False
+    # Runs that count towards ``max_attempts``: a run handed back by a worker shutting down does not.
+    attempts: int = 0
+    runs: list[JobRun] = Field(default_factory=list)
+    version: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def held_by(self, token: str) -> bool:
+        """Whether the run holding ``token`` is the one this job is running now (the fencing check)."""
+        return self.status == "running" and bool(self.runs) and self.runs[-1].token == token
+
+    def with_last_run(self, outcome: RunOutcome) -> list[JobRun]:
+        """The run history with the current run ended as ``outcome``."""
+        return [*self.runs[:-1], self.runs[-1].ended(outcome)] if self.runs else []
+
+
+class JobLinks(BaseModel):
+    """Where to go next; relative to the API's base URL unless a public URL is configured."""
+
+    self: str
+    cancel: str
+    events: str
+    result: str | None = None
+    preview: str | None = None
+
+
+class JobPublic(BaseModel):
+    """A job as clients see it, in responses, event streams and webhooks."""
+
+    id: str = Field(examples=["0190f5c2-7a1e-7c3b-9a4e-2f1d0c9b8a7f"])
+    status: JobStatus = Field(examples=["running"])
+    progress: JobProgress
+    losses: dict[str, float] = Field(
+        description="Latest losses (content, style, tv, total).",
+        examples=[{"content": 0.41, "style": 0.08, "tv": 0.01, "total": 0.5}],
+    )
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    params: StyleParams = Field(description="The parameters used, defaults filled in.")
+    style_count: int
+    weights: str | None = Field(description="The VGG19 weights the worker used.", examples=["imagenet"])
+    run_seconds: float | None = Field(description="Engine time of the successful run.")
+    error: JobError | None
+    cancel_requested: bool
+    attempts: int = Field(description="How many times a worker started this job (more than 1 after a crash).")
+    runs: list[JobAttempt] = Field(
+        description="Every run of the job, oldest first: a run whose worker died ends `lost`, one handed back by "
+        "a worker shutting down ends `handed_back`, and the job ran again."
+    )
+    webhook_url: str | None
+    result_url: str | None = Field(description="Download link, once the job has succeeded.")
+    preview_url: str | None = Field(description="Latest in-progress snapshot, once one exists.")
+    preview_iteration: int | None = Field(description="The iteration the preview shows; changes as it refreshes.")
+    urls: JobLinks
+
+    @classmethod
+    def from_record(cls, record: JobRecord, base_url: str = "") -> JobPublic:
+        """Render a record; ``base_url`` (no trailing slash) makes the links absolute."""
+        path = f"{base_url}/v1/jobs/{record.id}"
+        result = f"{path}/result" if record.status == "succeeded" else None
+        preview = f"{path}/preview" if record.preview_key else None
+        return cls(
+            **record.model_dump(
+                include={
+                    "id",
+                    "status",
+                    "progress",
+                    "losses",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "params",
+                    "style_count",
+                    "weights",
+                    "run_seconds",
+                    "error",
+                    "cancel_requested",
+                    "attempts",
+                    "webhook_url",
+                    "preview_iteration",
+                }
+            ),
+            runs=[run.public() for run in record.runs],
+            result_url=result,
+            preview_url=preview,
+            urls=JobLinks(self=path, cancel=f"{path}/cancel", events=f"{path}/events", result=result, preview=preview),
+        )
+
+
+def new_job_id() -> str:
+    """A UUIDv7 (time-ordered, RFC 9562) with sub-millisecond precision, so ids sort newest-last as strings."""
+    nanoseconds = time.time_ns()
+    milliseconds, remainder = divmod(nanoseconds, 1_000_000)
+    fraction = remainder * 4096 // 1_000_000  # RFC 9562 method 3: 12 bits of sub-millisecond time
+    value = (milliseconds << 80) | (0x7 << 76) | (fraction << 64) | (0b10 << 62) | secrets.randbits(62)
+    return str(uuid.UUID(int=value))
+
+
+def job_folder(job_id: str) -> str:
+    """The storage prefix under which every file of a job lives; retention removes it whole."""
+    return f"jobs/{job_id}"
+
+
+def input_keys(job_id: str, style_count: int = MAX_STYLES) -> tuple[str, list[str]]:
+    """Storage keys of a job's content image and its style images."""
+    folder = job_folder(job_id)
+    return f"{folder}/content", [f"{folder}/style-{index}" for index in range(style_count)]
+
+
+def result_key(job_id: str, run: int) -> str:
+    """Each run writes its own result, so a run that lost its lease can never overwrite its successor's."""
+    return f"{job_folder(job_id)}/result-{run}"
+
+
+def preview_key(job_id: str, run: int) -> str:
+    return f"{job_folder(job_id)}/preview-{run}"
