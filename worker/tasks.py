@@ -89,9 +89,9 @@ def run_job(state: Runtime, run: Run) -> None:
                 log.info("job %s: succeeded in %.1f s with weights %s", job_id, result.seconds, result.weights)
         except Cancelled:
             if report.stopped_for == "shutdown":
-                record(run.hand_back)
-                _send_message(state, job_id)
-                log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
+                if record(run.hand_back):
+                    _send_message(state, job_id)
+                    log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
             elif report.stopped_for == "time_limit":
                 fail("time_limit_exceeded", f"the run took longer than the limit of {settings.job_time_limit:g} s")
             elif report.stopped_for == "superseded":

@@ -7,7 +7,8 @@ served (or joined), and each claim takes the oldest waiting job of the owner at 
 owner to the back. With several keys queued, each gets every n-th worker; within a key, jobs run oldest first.
 
 A claim also takes the job's lease (see ``leases``) in the same script, so a job is never out of the queue
-without a lease that lets it come back.
+without a lease that lets it come back. Rotation scores come from Redis's own clock (``TIME``), never from
+the hosts', so APIs and workers whose clocks disagree still take turns fairly.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from redis.client import Pipeline
 from restyle.jobs.keys import LEASE_SUFFIX, WAITING_SUFFIX, JobKeys
 from restyle.jobs.records import JobRecord
 
+# Redis's clock in seconds, for the scripts below.
+_NOW = "local clock = redis.call('TIME') local now = clock[1] + clock[2] / 1e6\n"
+
 # KEYS: rotation, queued, running. ARGV: owner prefix, waiting suffix, job prefix, lease suffix, token,
-# lease in ms, now. Returns the claimed job id, or nil when nothing waits.
-_CLAIM = """
+# lease in ms. Returns the claimed job id, or nil when nothing waits.
+_CLAIM = _NOW + """
 local rotation, queued, running = KEYS[1], KEYS[2], KEYS[3]
 while true do
   local front = redis.call('ZRANGE', rotation, 0, 0)
@@ -35,26 +39,29 @@ while true do
   else
     local job = popped[1]
     if redis.call('ZCARD', waiting) > 0 then
-      redis.call('ZADD', rotation, ARGV[7], owner)
+      redis.call('ZADD', rotation, now, owner)
     else
       redis.call('ZREM', rotation, owner)
     end
     redis.call('ZREM', queued, job)
-    redis.call('ZADD', running, ARGV[7], job)
+    redis.call('ZADD', running, now, job)
     redis.call('SET', ARGV[3] .. job .. ARGV[4], ARGV[5], 'PX', ARGV[6])
     return job
   end
 end
 """
 
-# KEYS: queued, running, waiting, rotation. ARGV: job id, its created score, owner, now. Makes an admitted job
+# KEYS: queued, running, waiting, rotation. ARGV: job id, its created score, owner. Makes an admitted job
 # claimable, unless it left the queue meanwhile (claimed, canceled). Returns 1 if it is waiting now.
-_RELEASE = """
+_RELEASE = _NOW + """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[4], 'NX', now, ARGV[3])
 return 1
 """
+
+# KEYS: rotation. ARGV: owner. An owner joins the rotation, behind those already in it, unless it is there.
+_JOIN = _NOW + "return redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])"
 
 
 class JobQueue:
@@ -65,11 +72,12 @@ class JobQueue:
         self.keys = keys
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._join = client.register_script(_JOIN)
 
     def release(self, record: JobRecord) -> bool:
         """Let workers claim an admitted job, once its files are stored."""
         keys = [self.keys.queued, self.keys.running, self.keys.waiting(record.owner), self.keys.rotation]
-        args = [record.id, record.created_at.timestamp(), record.owner, time.time()]
+        args = [record.id, record.created_at.timestamp(), record.owner]
         return bool(self._release(keys=keys, args=args))
 
     def claim(self, token: str, lease_seconds: float) -> str | None:
@@ -84,7 +92,6 @@ class JobQueue:
                 LEASE_SUFFIX,
                 token,
                 max(1, round(lease_seconds * 1000)),
-                time.time(),
             ],
         )
         return None if claimed is None else bytes(claimed).decode()
@@ -92,12 +99,11 @@ class JobQueue:
     def enter(self, pipe: Pipeline[bytes], record: JobRecord) -> None:
         """Put a job (back) in the queue, claimable at once, and owed a message (inside a MULTI)."""
         score = record.created_at.timestamp()
-        now = time.time()
         pipe.zadd(self.keys.queued, {record.id: score})
         pipe.zadd(self.keys.active(record.owner), {record.id: score})
         pipe.zadd(self.keys.waiting(record.owner), {record.id: score})
-        pipe.zadd(self.keys.rotation, {record.owner: now}, nx=True)
-        pipe.zadd(self.keys.unsent, {record.id: now})
+        self._join(keys=[self.keys.rotation], args=[record.owner], client=pipe)
+        pipe.zadd(self.keys.unsent, {record.id: time.time()})
 
     def leave(self, pipe: Pipeline[bytes], record: JobRecord) -> None:
         """Take a job off every line and index it is on, and drop its lease (inside a MULTI)."""

@@ -10,7 +10,6 @@ its own number, so not even its files can overwrite its successor's.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from dataclasses import dataclass
 from typing import cast
@@ -21,8 +20,6 @@ from redis.client import Pipeline
 from restyle.jobs.errors import InvalidTransition, JobNotFound, RunSuperseded
 from restyle.jobs.ledger import Also, Change, Ledger, finished, now, run_cleared
 from restyle.jobs.records import JobError, JobProgress, JobRecord, JobRun, preview_key, result_key
-
-log = logging.getLogger(__name__)
 
 # KEYS: lease. ARGV: token. Drops the lease only if this run still holds it.
 _DROP_LEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -43,7 +40,6 @@ class Runs:
             job_id = self.ledger.queue.claim(token, self.lease_seconds)
             if job_id is None:
                 return None
-
             try:
                 record = self.ledger.update(job_id, _start(token, worker))
             except (InvalidTransition, JobNotFound):
