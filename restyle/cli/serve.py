@@ -246,7 +246,7 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
     """Warm shutdown (the worker hands a running job back to the queue within one iteration); past the grace
-    period, kill it: that job's message stays unacknowledged and is redelivered after the visibility timeout."""
+    period, kill it: that job's lease then lapses and the next worker's housekeeping queues it again."""
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
         try:
