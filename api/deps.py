@@ -79,3 +79,29 @@ def get_owner(
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
+
+_metrics_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="MetricsToken",
+    description="RESTYLE_METRICS_TOKEN; needed only when API keys are configured (API keys do not unlock metrics).",
+)
+
+
+def require_metrics_token(
+    services: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)]
+) -> None:
+    """Metrics are open in open mode, where jobs are too; with API keys, only the metrics token opens them.
+
+    An API key does not: the figures aggregate every key's jobs. Without a metrics token configured the answer
+    is 401 (not 404), so that an operator wiring up a scraper learns what is missing.
+    """
+    settings = services.settings
+    if settings.open_mode:
+        return
+    if settings.metrics_token is None:
+        raise Unauthorized("metrics need a token: set RESTYLE_METRICS_TOKEN and send Authorization: Bearer <token>")
+    if credentials is None:
+        raise Unauthorized("send the metrics token: Authorization: Bearer <token>")
+    expected = settings.metrics_token.get_secret_value()
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthorized("unknown metrics token")

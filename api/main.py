@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.access_log import install_access_log_redaction
 from api.deps import Services, owner_of
 from api.metrics import RequestMetrics, ServiceMetrics
 from api.routes import health, jobs, metrics, page
@@ -53,6 +54,7 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app bound to ``settings`` (the environment's by default)."""
     services = build_services(settings or get_settings())
+    install_access_log_redaction()
     if services.settings.open_mode:
         log.warning("no RESTYLE_API_KEYS configured: the API is open to anyone who can reach it")
 

@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from core.errors import InvalidImage, InvalidRequest
 from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound, KeyAtCapacity, QueueFull
+from restyle.webhook_targets import InvalidWebhookUrl
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,11 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
         detail = "; ".join(f"{item.field}: {item.message}" for item in errors)
         return respond(request, 422, "invalid_parameters", "Invalid parameters", detail, errors=errors)
 
+    @app.exception_handler(InvalidWebhookUrl)
+    async def _invalid_webhook(request: Request, error: InvalidWebhookUrl) -> JSONResponse:
+        # Only the webhook_url form field reaches here, so the detail names it as the other field errors do.
+        return respond(request, 422, "invalid_webhook_url", "Unusable webhook URL", f"webhook_url: {error}")
+
     @app.exception_handler(JobNotFound)
     async def _job_not_found(request: Request, error: JobNotFound) -> JSONResponse:
         return respond(request, 404, "job_not_found", "No such job", str(error))
@@ -243,7 +249,8 @@ _DESCRIPTIONS = {
     409: "The job is not in a state that allows this.",
     413: "The upload exceeds the size limit.",
     415: "The request is not multipart/form-data.",
-    422: "A file, a parameter or the Idempotency-Key is unusable; `detail` names it.",
+    422: "A file, a parameter, the webhook URL (`invalid_webhook_url`: malformed, or not a public address) or "
+    "the Idempotency-Key is unusable; `detail` names it.",
     429: "This API key has its limit of queued and running jobs (`RESTYLE_MAX_ACTIVE_JOBS_PER_KEY`); see Retry-After.",
     503: "Temporarily unable: the queue is full (see Retry-After) or a dependency is down.",
 }

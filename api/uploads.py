@@ -6,10 +6,11 @@ and messages are the engine's); the OpenAPI description of the form is derived f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
@@ -27,6 +28,7 @@ from api.problems import (
 from core.images import decode_image
 from core.params import MAX_STYLES, StyleParams
 from core.schedule import check_fits
+from restyle.webhook_targets import UnresolvedWebhookHost, WebhookPolicy
 
 CONTENT_FIELD = "content"
 STYLE_FIELD = "style"
@@ -170,12 +172,15 @@ def _files(form: FormData, name: str) -> list[UploadFile]:
     return [value for value in values if isinstance(value, UploadFile)]
 
 
-def validate(raw: RawSubmission, *, max_pixels: int, webhooks_enabled: bool) -> Submission:
-    """Check parameters and pictures; slow (it decodes every image), so call it off the event loop."""
+def validate(
+    raw: RawSubmission, *, max_pixels: int, webhooks_enabled: bool, webhook_allow_hosts: Sequence[str] = ()
+) -> Submission:
+    """Check parameters, pictures and the webhook URL; slow (it decodes every image and may ask DNS about the
+    webhook host), so call it off the event loop."""
     values: dict[str, Any] = dict(raw.fields)
     webhook_url = values.pop(WEBHOOK_FIELD, None) or None
     if webhook_url is not None:
-        _check_webhook(webhook_url, webhooks_enabled)
+        _check_webhook(webhook_url, webhooks_enabled, webhook_allow_hosts)
     params = StyleParams.from_mapping(values)
     params.blend_weights(len(raw.styles))
     content = _read(raw.content)
@@ -196,12 +201,16 @@ def _read(upload: UploadFile) -> bytes:
     return upload.file.read()
 
 
-def _check_webhook(url: str, enabled: bool) -> None:
+def _check_webhook(url: str, enabled: bool, allow_hosts: Sequence[str]) -> None:
+    """Refuse a malformed URL or one that already points inside the network (``InvalidWebhookUrl``).
+
+    A host that does not resolve yet is accepted: it may by the time the job ends, and the API's view of DNS
+    need not be the worker's; the dispatcher checks the host again at every attempt, which is what protects.
+    """
     if not enabled:
         raise InvalidField(f"{WEBHOOK_FIELD}: webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET)")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidField(f"{WEBHOOK_FIELD}: give an absolute http(s) URL, not {url!r}")
+    with contextlib.suppress(UnresolvedWebhookHost):
+        WebhookPolicy(allow_hosts).target(url)
 
 
 def form_schema() -> dict[str, Any]:
@@ -231,7 +240,8 @@ def form_schema() -> dict[str, Any]:
     properties[WEBHOOK_FIELD] = {
         "type": "string",
         "format": "uri",
-        "description": "POSTed the job JSON (signed, X-Restyle-Signature) when it reaches a final state.",
+        "description": "POSTed the job JSON (signed, X-Restyle-Signature) when it reaches a final state. An http(s) "
+        "URL without credentials whose host resolves to public addresses only (or is in RESTYLE_WEBHOOK_ALLOW_HOSTS).",
     }
     return {
         "requestBody": {

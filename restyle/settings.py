@@ -98,15 +98,40 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a webhook receiver.")
     webhook_max_attempts: int = Field(6, ge=1, description="Deliveries tried before a webhook is given up.")
     webhook_backoff_seconds: float = Field(2.0, gt=0, description="First retry delay; doubles with each attempt.")
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names and CIDRs that webhooks may reach although they are not public "
+        "(an internal receiver); empty: public addresses only.",
+    )
+
+    # The HTTP edge
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token that GET /metrics requires when API keys are configured."
+    )
+    http_max_connections: int = Field(
+        1000, ge=1, description="Concurrent connections the API serves; beyond it new requests are answered 503."
+    )
+    http_read_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client may take to send a request's headers, and between body chunks."
+    )
 
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """One environment variable holds the whole list, separated by commas (blank entries are dropped)."""
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _are_hosts_or_networks(cls, value: list[str]) -> list[str]:
+        """Checked at start-up, so a typo stops the service instead of failing the first job with a webhook."""
+        from restyle.webhook_targets import WebhookPolicy
+
+        WebhookPolicy(value)
         return value
 
     @field_validator("redis_url")

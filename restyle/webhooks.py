@@ -3,7 +3,13 @@
 The final transition in ``JobStore`` puts the job id on a due-list in Redis in the same transaction, so a
 webhook is never forgotten between "job finished" and "webhook sent". A dispatcher thread in each worker
 process claims due entries with a lease (a crashed dispatcher's claims fall due again), sends them, and on
-failure reschedules with exponential backoff until ``webhook_max_attempts``.
+failure reschedules with exponential backoff until ``webhook_max_attempts``. Any error of one delivery is that
+delivery's failed attempt; it never holds up the rest of its batch.
+
+Where a webhook may go is ``restyle.webhook_targets``' decision, made again at every attempt: the host is
+resolved, every address checked, and the request sent to a checked address itself (the URL's host name rides
+in the Host header and, for https, in SNI and the certificate check), so DNS cannot point the POST elsewhere
+between check and connection. A target refused at delivery is given up at once, without connecting.
 
 Receivers check ``X-Restyle-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under the shared
 secret, with ``verify_signature``; ``X-Restyle-Delivery`` is stable across retries of one delivery.
@@ -18,8 +24,16 @@ import threading
 import time
 
 import httpx
+import redis
 
 from restyle.jobs import JobPublic, JobStore
+from restyle.webhook_targets import (
+    InvalidWebhookUrl,
+    IPAddress,
+    UnresolvedWebhookHost,
+    WebhookPolicy,
+    WebhookTarget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,7 @@ class WebhookDispatcher:
         max_attempts: int,
         backoff_seconds: float,
         public_url: str | None = None,
+        policy: WebhookPolicy | None = None,
         client: httpx.Client | None = None,
     ) -> None:
         self.store = store
@@ -65,7 +80,13 @@ class WebhookDispatcher:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.base_url = (public_url or "").rstrip("/")
-        self.client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self.policy = policy or WebhookPolicy()
+        # No keep-alive: the pool is keyed by address, so a connection verified for one host name would carry
+        # the next request for another name on the same address. No proxies or netrc from the environment:
+        # the hosts come from clients, so ambient configuration must not decide where their requests go.
+        self.client = client or httpx.Client(
+            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
+        )
         self._attempts = f"{store.keys.prefix}:webhooks:attempts"
         self._claim = store.redis.register_script(_CLAIM)
 
@@ -75,7 +96,14 @@ class WebhookDispatcher:
         lease = now + self.timeout + 30
         claimed = self._claim(keys=[self.store.keys.webhooks_due], args=[now, lease, batch])
         for raw in claimed:
-            self._deliver(raw.decode())
+            job_id = raw.decode()
+            try:
+                self._deliver(job_id)
+            except redis.RedisError as error:  # the claim's lease brings the entry back once Redis answers
+                log.warning("webhook for job %s not sent, Redis unavailable (%s)", job_id, error)
+            except Exception as error:
+                log.exception("webhook for job %s failed unexpectedly", job_id)
+                self._failed(job_id, f"{type(error).__name__}: {error}")
         return len(claimed)
 
     def run(self, stop: threading.Event, interval: float = 0.25) -> None:
@@ -93,6 +121,15 @@ class WebhookDispatcher:
         if record is None or not record.webhook_url:
             self._forget(job_id)  # purged after retention, nothing left to announce
             return
+        try:
+            target = self.policy.target(record.webhook_url)
+        except InvalidWebhookUrl as refusal:  # no later attempt can do better: give up without connecting
+            log.error("webhook for job %s given up: %s", job_id, refusal)
+            self._forget(job_id)
+            return
+        except UnresolvedWebhookHost as error:  # the host does not resolve now; it may at the next attempt
+            self._failed(job_id, str(error))
+            return
         body = JobPublic.from_record(record, self.base_url).model_dump_json().encode()
         headers = {
             "Content-Type": "application/json",
@@ -102,7 +139,7 @@ class WebhookDispatcher:
             DELIVERY_HEADER: f"{job_id}.{record.version}",
         }
         try:
-            response = self.client.post(record.webhook_url, content=body, headers=headers, timeout=self.timeout)
+            response = self._post(target, body, headers)
             problem = None if response.is_success else f"receiver answered {response.status_code}"
         except httpx.HTTPError as error:
             problem = f"{type(error).__name__}: {error}"
@@ -110,6 +147,44 @@ class WebhookDispatcher:
             log.info("webhook for job %s delivered to %s", job_id, record.webhook_url)
             self._forget(job_id)
             return
+        self._failed(job_id, problem)
+
+    def _post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST to the checked addresses in turn until one accepts the connection."""
+        headers = {**headers, "Host": target.host_header}
+        extensions = {} if target.literal or not target.url.https else {"sni_hostname": target.url.host}
+        for address in target.addresses[:-1]:
+            try:
+                return self._post_to(target, address, body, headers, extensions)
+            except httpx.ConnectError as error:
+                log.info(
+                    "webhook receiver %s unreachable at %s (%s); trying the next address",
+                    target.url.host,
+                    address,
+                    error,
+                )
+        return self._post_to(target, target.addresses[-1], body, headers, extensions)
+
+    def _post_to(
+        self,
+        target: WebhookTarget,
+        address: IPAddress,
+        body: bytes,
+        headers: dict[str, str],
+        extensions: dict[str, str],
+    ) -> httpx.Response:
+        request = self.client.build_request(
+            "POST",
+            target.request_url(address),
+            content=body,
+            headers=headers,
+            timeout=self.timeout,
+            extensions=extensions,
+        )
+        return self.client.send(request, follow_redirects=False)
+
+    def _failed(self, job_id: str, problem: str) -> None:
+        """Count a failed attempt: retry after a backoff, or give up after the last attempt."""
         attempts = int(self.store.redis.hincrby(self._attempts, job_id, 1))
         if attempts >= self.max_attempts:
             log.error("webhook for job %s given up after %d attempts: %s", job_id, attempts, problem)

@@ -94,6 +94,7 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory, redis_client: redis.
             "heartbeat_seconds": 0.5,
             "job_time_limit": 300,
             "webhook_secret": WEBHOOK_SECRET,
+            "webhook_allow_hosts": ["127.0.0.1"],  # the loopback WebhookReceiver, on purpose
             "webhook_backoff_seconds": 0.2,
             "webhook_timeout": 5,
             "retry_after_seconds": 7,
@@ -124,7 +125,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is None:
             continue
         if isinstance(value, list):
-            value = ",".join(item.get_secret_value() for item in value)
+            value = ",".join(item.get_secret_value() if isinstance(item, SecretStr) else str(item) for item in value)
         elif isinstance(value, SecretStr):
             value = value.get_secret_value()
         env[f"RESTYLE_{name.upper()}"] = str(value)

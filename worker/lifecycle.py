@@ -18,6 +18,7 @@ from celery.concurrency.prefork import TaskPool as PreforkPool
 from core.errors import RestyleError
 from restyle.broker import enqueue
 from restyle.jobs import Reaper, purge_expired
+from restyle.webhook_targets import WebhookPolicy
 from restyle.webhooks import WebhookDispatcher
 from restyle.workers import WorkerRegistry
 from worker.runtime import Runtime, runtime
@@ -53,6 +54,7 @@ class Housekeeping:
                 max_attempts=settings.webhook_max_attempts,
                 backoff_seconds=settings.webhook_backoff_seconds,
                 public_url=settings.public_url,
+                policy=WebhookPolicy(settings.webhook_allow_hosts),
             )
             threading.Thread(target=dispatcher.run, args=(self.stopping,), name="restyle-webhooks", daemon=True).start()
 

@@ -109,7 +109,12 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         if replay is not None:
             return replay, False
     webhooks = settings.webhook_secret is not None
-    submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks_enabled=webhooks)
+    submission = validate(
+        raw,
+        max_pixels=settings.max_image_pixels,
+        webhooks_enabled=webhooks,
+        webhook_allow_hosts=settings.webhook_allow_hosts,
+    )
     # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
     # process dies before queueing it; a worker then queues the job (``JobStore.claim_unsent``).
     job_id = new_job_id()

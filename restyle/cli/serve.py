@@ -33,6 +33,9 @@ WORKER_RESTART_FIRST_DELAY_SECONDS = 1.0
 WORKER_RESTART_MAX_DELAY_SECONDS = 30.0
 SUPERVISION_INTERVAL_SECONDS = 0.2
 API_GRACE_SECONDS = 5
+# uvicorn's default: long enough for a page's next poll to reuse its connection, short enough that idle ones
+# do not fill http_max_connections.
+API_KEEP_ALIVE_SECONDS = 5
 WORKER_NICENESS = 10
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -107,9 +110,15 @@ def run_api(args: argparse.Namespace) -> int:
 
 
 def _api_server(args: argparse.Namespace, settings: Settings) -> uvicorn.Server:
-    """uvicorn for our app. A stop waits at most ``API_GRACE_SECONDS`` for open connections: an event stream
-    stays open until its job ends, which would otherwise hold a shutdown for as long as the job runs."""
+    """uvicorn for our app, bounded against clients that hold connections (see ``api.connections``).
+
+    A stop waits at most ``API_GRACE_SECONDS`` for open connections: an event stream stays open until its job
+    ends, which would otherwise hold a shutdown for as long as the job runs. Past ``http_max_connections``
+    open connections (event streams and idle kept-alive ones count), uvicorn answers new requests 503.
+    """
     import uvicorn
+
+    from api.connections import ReadDeadlineProtocol
 
     config = uvicorn.Config(
         "api.main:create_app",
@@ -118,6 +127,11 @@ def _api_server(args: argparse.Namespace, settings: Settings) -> uvicorn.Server:
         port=args.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        http=ReadDeadlineProtocol.with_read_timeout(settings.http_read_timeout),
+        # uvicorn answers 503 once the connections open, the asking one included, reach its limit: one more
+        # than ours serves http_max_connections at once.
+        limit_concurrency=settings.http_max_connections + 1,
+        timeout_keep_alive=API_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=API_GRACE_SECONDS,
     )
     return uvicorn.Server(config)

@@ -26,7 +26,9 @@ _NOW = "local clock = redis.call('TIME') local now = clock[1] + clock[2] / 1e6\n
 
 # KEYS: rotation, queued, running. ARGV: owner prefix, waiting suffix, job prefix, lease suffix, token,
 # lease in ms. Returns the claimed job id, or nil when nothing waits.
-_CLAIM = _NOW + """
+_CLAIM = (
+    _NOW
+    + """
 local rotation, queued, running = KEYS[1], KEYS[2], KEYS[3]
 while true do
   local front = redis.call('ZRANGE', rotation, 0, 0)
@@ -50,15 +52,19 @@ while true do
   end
 end
 """
+)
 
 # KEYS: queued, running, waiting, rotation. ARGV: job id, its created score, owner. Makes an admitted job
 # claimable, unless it left the queue meanwhile (claimed, canceled). Returns 1 if it is waiting now.
-_RELEASE = _NOW + """
+_RELEASE = (
+    _NOW
+    + """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[4], 'NX', now, ARGV[3])
 return 1
 """
+)
 
 # KEYS: rotation. ARGV: owner. An owner joins the rotation, behind those already in it, unless it is there.
 _JOIN = _NOW + "return redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])"

@@ -10,7 +10,8 @@ import redis
 from core.params import StyleParams
 from restyle.jobs import JobStore, Reaper, Runs
 from restyle.settings import Settings
-from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
+from tests.api.conftest import METRICS_TOKEN, SCRAPER
+from tests.conftest import ALICE, ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
 
 
 def test_healthz_answers_while_the_process_lives(idle_api: ApiServer) -> None:
@@ -32,23 +33,26 @@ def test_readyz_is_503_without_a_worker(idle_api: ApiServer) -> None:
     assert "no worker" in response.json()["detail"]
 
 
-def test_metrics_count_requests_by_route(idle_api: ApiServer) -> None:
-    with idle_api.client() as http:
+def test_metrics_count_requests_by_route(metered_api: ApiServer) -> None:
+    with metered_api.client() as http:
         http.get("/v1/jobs")
-        text = http.get("/metrics").text
+        text = http.get("/metrics", headers=SCRAPER).text
     assert 'restyle_http_requests_total{method="GET",route="/v1/jobs",status="200"} 1.0' in text
 
 
-def test_metrics_report_the_queue_depth(idle_api: ApiServer) -> None:
-    with idle_api.client() as http:
+def test_metrics_report_the_queue_depth(metered_api: ApiServer) -> None:
+    with metered_api.client() as http:
         submit(http)
         submit(http)
-        assert "restyle_queue_depth 2.0" in http.get("/metrics").text
+        assert "restyle_queue_depth 2.0" in http.get("/metrics", headers=SCRAPER).text
 
 
-def test_metrics_count_jobs_by_outcome_with_their_duration(client: httpx.Client, worker: WorkerProcess) -> None:
+def test_metrics_count_jobs_by_outcome_with_their_duration(
+    client: httpx.Client, worker: WorkerProcess, metered_replica: ApiServer
+) -> None:
     wait_for(client, submit(client).json()["id"], finished)
-    text = client.get("/metrics").text
+    with metered_replica.client(METRICS_TOKEN) as scraper:
+        text = scraper.get("/metrics").text
     counter = 'restyle_jobs_finished_total{outcome="succeeded"}'
     succeeded = next(line for line in text.splitlines() if line.startswith(counter))
     assert float(succeeded.split()[-1]) >= 1
@@ -56,20 +60,58 @@ def test_metrics_count_jobs_by_outcome_with_their_duration(client: httpx.Client,
 
 
 def test_metrics_count_reclaimed_leases_and_fenced_writes(
-    idle_api: ApiServer, redis_client: redis.Redis[bytes]
+    metered_api: ApiServer, redis_client: redis.Redis[bytes]
 ) -> None:
-    settings = idle_api.settings
+    settings = metered_api.settings
     store = JobStore(redis_client, settings.key_prefix, settings.retention_seconds)
-    with idle_api.client() as http:
+    with metered_api.client() as http:
         submit(http)
         run = Runs(store.ledger, lease_seconds=30).claim("worker-1")
         assert run is not None
         redis_client.delete(store.keys.lease(run.job_id))  # as if its worker had died a lease ago
         Reaper(store.ledger, lease_seconds=0.001, max_attempts=3).reclaim()
         run.renew()  # the dead run, come back: refused
-        text = http.get("/metrics").text
+        text = http.get("/metrics", headers=SCRAPER).text
     assert "restyle_leases_reclaimed_total 1.0" in text
     assert "restyle_fenced_writes_total 1.0" in text
+
+
+def test_metrics_are_open_in_open_mode(make_settings: MakeSettings, start_api: Callable[[Settings], ApiServer]) -> None:
+    with start_api(make_settings(api_keys=[])).client(key=None) as anonymous:
+        assert anonymous.get("/metrics").status_code == 200
+
+
+def test_metrics_need_the_metrics_token_when_api_keys_are_configured(metered_api: ApiServer) -> None:
+    with metered_api.client(key=None) as anonymous:
+        response = anonymous.get("/metrics")
+    assert response.status_code == 401
+    assert response.json()["detail"] == "send the metrics token: Authorization: Bearer <token>"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_metrics_token_is_401(metered_api: ApiServer) -> None:
+    with metered_api.client(key="guess") as stranger:
+        response = stranger.get("/metrics")
+    assert (response.status_code, response.json()["detail"]) == (401, "unknown metrics token")
+
+
+def test_an_api_key_does_not_open_the_metrics(metered_api: ApiServer) -> None:
+    with metered_api.client(ALICE) as alice:
+        assert alice.get("/metrics").status_code == 401
+
+
+def test_an_api_key_as_access_token_does_not_open_the_metrics(metered_api: ApiServer) -> None:
+    with metered_api.client(key=None) as anonymous:
+        assert anonymous.get("/metrics", params={"access_token": ALICE}).status_code == 401
+
+
+def test_with_api_keys_but_no_metrics_token_configured_metrics_are_401_saying_what_to_set(
+    idle_api: ApiServer,
+) -> None:
+    with idle_api.client(ALICE) as alice:
+        response = alice.get("/metrics")
+    assert response.status_code == 401
+    assert "set RESTYLE_METRICS_TOKEN" in response.json()["detail"]
 
 
 def test_every_style_parameter_is_a_documented_form_field(idle_api: ApiServer) -> None:

@@ -62,3 +62,16 @@ def test_an_unknown_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("RESTYLE_LOG_LEVEL", "chatty")
     with pytest.raises(ValidationError, match="log_level"):
         Settings()
+
+
+def test_the_webhook_allow_list_takes_host_names_and_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_WEBHOOK_ALLOW_HOSTS", "hooks.internal.example, 10.20.0.0/16")
+    assert Settings().webhook_allow_hosts == ["hooks.internal.example", "10.20.0.0/16"]
+
+
+def test_a_webhook_allow_list_entry_that_is_neither_a_name_nor_a_network_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RESTYLE_WEBHOOK_ALLOW_HOSTS", "10.0.0.0/33")
+    with pytest.raises(ValidationError, match="neither a host name nor a CIDR"):
+        Settings()
