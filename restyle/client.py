@@ -111,6 +111,8 @@ class Job(_Wire):
     attempts: int = 0
     runs: list[JobAttempt] = []
     webhook_url: str | None = None
+    webhook_status: str | None = None
+    webhook_error: str | None = None
     result_url: str | None = None
     preview_url: str | None = None
     preview_iteration: int | None = None

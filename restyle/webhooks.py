@@ -17,6 +17,7 @@ secret, with ``verify_signature``; ``X-Restyle-Delivery`` is stable across retri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -26,7 +27,7 @@ import time
 import httpx
 import redis
 
-from restyle.jobs import JobPublic, JobStore
+from restyle.jobs import JobNotFound, JobPublic, JobRecord, JobStore, WebhookStatus
 from restyle.webhook_targets import (
     InvalidWebhookUrl,
     IPAddress,
@@ -125,7 +126,7 @@ class WebhookDispatcher:
             target = self.policy.target(record.webhook_url)
         except InvalidWebhookUrl as refusal:  # no later attempt can do better: give up without connecting
             log.error("webhook for job %s given up: %s", job_id, refusal)
-            self._forget(job_id)
+            self._settle(job_id, "failed", str(refusal))
             return
         except UnresolvedWebhookHost as error:  # the host does not resolve now; it may at the next attempt
             self._failed(job_id, str(error))
@@ -145,7 +146,7 @@ class WebhookDispatcher:
             problem = f"{type(error).__name__}: {error}"
         if problem is None:
             log.info("webhook for job %s delivered to %s", job_id, record.webhook_url)
-            self._forget(job_id)
+            self._settle(job_id, "delivered")
             return
         self._failed(job_id, problem)
 
@@ -188,11 +189,21 @@ class WebhookDispatcher:
         attempts = int(self.store.redis.hincrby(self._attempts, job_id, 1))
         if attempts >= self.max_attempts:
             log.error("webhook for job %s given up after %d attempts: %s", job_id, attempts, problem)
-            self._forget(job_id)
+            self._settle(job_id, "failed", f"given up after {attempts} attempts: {problem}")
             return
         delay = self.backoff_seconds * 2 ** (attempts - 1)
         log.warning("webhook for job %s failed (%s); attempt %d in %.1f s", job_id, problem, attempts + 1, delay)
         self.store.redis.zadd(self.store.keys.webhooks_due, {job_id: time.time() + delay})
+
+    def _settle(self, job_id: str, status: WebhookStatus, error: str | None = None) -> None:
+        """Record the webhook's fate on its job, where its owner can see it, and stop trying."""
+
+        def change(record: JobRecord) -> JobRecord:
+            return record.model_copy(update={"webhook_status": status, "webhook_error": error})
+
+        with contextlib.suppress(JobNotFound):  # purged meanwhile: nobody is left to tell
+            self.store.ledger.update(job_id, change)
+        self._forget(job_id)
 
     def _forget(self, job_id: str) -> None:
         with self.store.redis.pipeline(transaction=True) as pipe:

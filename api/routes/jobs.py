@@ -126,6 +126,7 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         progress=JobProgress(total=submission.params.iterations),
         created_at=datetime.now(UTC),
         webhook_url=submission.webhook_url,
+        webhook_status="pending" if submission.webhook_url else None,
         idempotency_key=idempotency_key,
     )
     limits = Limits(queue_depth=settings.max_queue_depth, per_key=settings.max_active_jobs_per_key)

@@ -95,7 +95,7 @@ class Ledger:
                     new = changed.model_copy(update={"version": current.version + 1})
                     pipe.multi()
                     self.write(pipe, new)
-                    if new.finished:
+                    if new.finished and not current.finished:
                         self.on_final(pipe, new)
                     if also:
                         also(pipe, new)

@@ -18,6 +18,8 @@ FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 # How one run of a job ended. ``lost``: its lease lapsed (the worker died, froze or lost Redis for longer than
 # the lease) and the job went back to the queue; ``handed_back``: its worker shut down and returned the job.
 RunOutcome = Literal["running", "succeeded", "failed", "canceled", "lost", "handed_back"]
+# A webhook is ``pending`` from submission until it is ``delivered`` or ``failed`` (given up, with the reason).
+WebhookStatus = Literal["pending", "delivered", "failed"]
 # The canonical text form of the UUIDs new_job_id makes.
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -82,6 +84,8 @@ class JobRecord(BaseModel):
     preview_key: str | None = None
     preview_iteration: int | None = None
     webhook_url: str | None = None
+    webhook_status: WebhookStatus | None = None
+    webhook_error: str | None = None
     idempotency_key: str | None = None
     cancel_requested: bool = False
     # Runs that count towards ``max_attempts``: a run handed back by a worker shutting down does not.
@@ -137,6 +141,10 @@ class JobPublic(BaseModel):
         "a worker shutting down ends `handed_back`, and the job ran again."
     )
     webhook_url: str | None
+    webhook_status: WebhookStatus | None = Field(
+        description="`pending` until the webhook is `delivered`, or `failed` once given up (see `webhook_error`)."
+    )
+    webhook_error: str | None = Field(description="Why the webhook was given up.")
     result_url: str | None = Field(description="Download link, once the job has succeeded.")
     preview_url: str | None = Field(description="Latest in-progress snapshot, once one exists.")
     preview_iteration: int | None = Field(description="The iteration the preview shows; changes as it refreshes.")
@@ -166,6 +174,8 @@ class JobPublic(BaseModel):
                     "cancel_requested",
                     "attempts",
                     "webhook_url",
+                    "webhook_status",
+                    "webhook_error",
                     "preview_iteration",
                 }
             ),

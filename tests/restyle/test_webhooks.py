@@ -127,6 +127,20 @@ def test_a_delivered_webhook_leaves_the_due_list(store: JobStore, webhook_receiv
     assert store.redis.zcard(store.keys.webhooks_due) == 0
 
 
+def test_a_delivered_webhook_is_marked_delivered_on_its_job(store: JobStore, webhook_receiver: WebhookReceiver) -> None:
+    job_id = finish_with_webhook(store, webhook_receiver.url)
+    new_dispatcher(store).deliver_due()
+    record = store.get_owned(job_id, OWNER)
+    assert (record.webhook_status, record.webhook_error) == ("delivered", None)
+
+
+def test_marking_the_webhook_does_not_count_the_job_again(store: JobStore, webhook_receiver: WebhookReceiver) -> None:
+    finish_with_webhook(store, webhook_receiver.url)
+    new_dispatcher(store).deliver_due()
+    assert store.stats().outcomes["canceled"] == 1
+    assert store.redis.zcard(store.keys.webhooks_due) == 0
+
+
 def test_delivery_is_given_up_after_the_last_attempt(store: JobStore, webhook_receiver: WebhookReceiver) -> None:
     dispatcher = new_dispatcher(store, max_attempts=2, backoff_seconds=0.001)
     webhook_receiver.statuses = [500, 500, 500]
@@ -136,6 +150,20 @@ def test_delivery_is_given_up_after_the_last_attempt(store: JobStore, webhook_re
     dispatcher.deliver_due()
     assert webhook_receiver.received.qsize() == 2
     assert store.redis.zcard(store.keys.webhooks_due) == 0
+
+
+def test_a_webhook_given_up_is_marked_failed_on_its_job_with_the_reason(
+    store: JobStore, webhook_receiver: WebhookReceiver
+) -> None:
+    dispatcher = new_dispatcher(store, max_attempts=1)
+    webhook_receiver.statuses = [500]
+    job_id = finish_with_webhook(store, webhook_receiver.url)
+    dispatcher.deliver_due()
+    record = store.get_owned(job_id, OWNER)
+    assert (record.webhook_status, record.webhook_error) == (
+        "failed",
+        "given up after 1 attempts: receiver answered 500",
+    )
 
 
 def test_a_loopback_receiver_that_is_not_allow_listed_is_never_contacted(
@@ -160,7 +188,9 @@ def test_a_name_that_resolves_to_loopback_at_delivery_is_given_up_with_the_reaso
     assert transport.requests == []
     assert store.redis.zcard(store.keys.webhooks_due) == 0
     assert f"webhook for job {job_id} given up" in caplog.text
-    assert "127.0.0.1 is a loopback address" in caplog.text
+    record = store.get_owned(job_id, OWNER)
+    assert record.webhook_status == "failed"
+    assert "127.0.0.1 is a loopback address" in (record.webhook_error or "")
 
 
 def test_the_request_goes_to_the_checked_address_under_the_original_name(store: JobStore) -> None:

@@ -7,7 +7,7 @@ import json
 import httpx
 
 from restyle.webhooks import EVENT_HEADER, SIGNATURE_HEADER, verify_signature
-from tests.conftest import WEBHOOK_SECRET, WebhookReceiver, WorkerProcess, submit
+from tests.conftest import WEBHOOK_SECRET, WebhookReceiver, WorkerProcess, submit, wait_for
 
 
 def test_a_finished_job_is_posted_to_its_webhook_with_a_valid_signature(
@@ -29,3 +29,16 @@ def test_a_refused_webhook_is_delivered_again(
     webhook_receiver.next()
     _, retried = webhook_receiver.next()
     assert json.loads(retried)["id"] == job["id"]
+
+
+def test_the_job_shows_its_webhook_pending_then_delivered(
+    client: httpx.Client, worker: WorkerProcess, webhook_receiver: WebhookReceiver
+) -> None:
+    job = submit(client, webhook_url=webhook_receiver.url).json()
+    webhook_receiver.next()
+    delivered = wait_for(client, job["id"], lambda job: job["webhook_status"] != "pending")
+    assert (job["webhook_status"], delivered["webhook_status"], delivered["webhook_error"]) == (
+        "pending",
+        "delivered",
+        None,
+    )
