@@ -18,6 +18,7 @@ from api.problems import Unauthorized
 from restyle.jobs import JobStore
 from restyle.settings import Settings
 from restyle.storage import Storage
+from restyle.webhook_targets import WebhookPolicy
 from restyle.workers import WorkerRegistry
 
 # Every caller is this owner when no keys are configured, so all jobs are visible to all.
@@ -36,6 +37,7 @@ class Services:
     workers: WorkerRegistry
     celery: Celery
     metrics: ServiceMetrics
+    webhooks: WebhookPolicy | None  # where webhooks may go; None when they are off (no RESTYLE_WEBHOOK_SECRET)
     owners: dict[str, str] = field(default_factory=dict)  # API key -> owner id
 
 

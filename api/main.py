@@ -23,6 +23,7 @@ from restyle.broker import create_celery
 from restyle.jobs import JobStore
 from restyle.settings import Settings, get_settings
 from restyle.storage import open_storage
+from restyle.webhook_targets import WebhookPolicy
 from restyle.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def build_services(settings: Settings) -> Services:
         workers=WorkerRegistry(client, settings.key_prefix),
         celery=create_celery(settings),
         metrics=ServiceMetrics(store),
+        webhooks=WebhookPolicy(settings.webhook_allow_hosts) if settings.webhook_secret is not None else None,
         owners={key.get_secret_value(): owner_of(key.get_secret_value()) for key in settings.api_keys},
     )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,15 +171,13 @@ def _files(form: FormData, name: str) -> list[UploadFile]:
     return [value for value in values if isinstance(value, UploadFile)]
 
 
-def validate(
-    raw: RawSubmission, *, max_pixels: int, webhooks_enabled: bool, webhook_allow_hosts: Sequence[str] = ()
-) -> Submission:
-    """Check parameters, pictures and the webhook URL; slow (it decodes every image and may ask DNS about the
-    webhook host), so call it off the event loop."""
+def validate(raw: RawSubmission, *, max_pixels: int, webhooks: WebhookPolicy | None) -> Submission:
+    """Check parameters, pictures and the webhook URL (``webhooks`` None: webhooks are off); slow (it decodes
+    every image and may ask DNS about the webhook host), so call it off the event loop."""
     values: dict[str, Any] = dict(raw.fields)
     webhook_url = values.pop(WEBHOOK_FIELD, None) or None
     if webhook_url is not None:
-        _check_webhook(webhook_url, webhooks_enabled, webhook_allow_hosts)
+        _check_webhook(webhook_url, webhooks)
     params = StyleParams.from_mapping(values)
     params.blend_weights(len(raw.styles))
     content = _read(raw.content)
@@ -201,16 +198,16 @@ def _read(upload: UploadFile) -> bytes:
     return upload.file.read()
 
 
-def _check_webhook(url: str, enabled: bool, allow_hosts: Sequence[str]) -> None:
+def _check_webhook(url: str, policy: WebhookPolicy | None) -> None:
     """Refuse a malformed URL or one that already points inside the network (``InvalidWebhookUrl``).
 
     A host that does not resolve yet is accepted: it may by the time the job ends, and the API's view of DNS
     need not be the worker's; the dispatcher checks the host again at every attempt, which is what protects.
     """
-    if not enabled:
+    if policy is None:
         raise InvalidField(f"{WEBHOOK_FIELD}: webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET)")
     with contextlib.suppress(UnresolvedWebhookHost):
-        WebhookPolicy(allow_hosts).target(url)
+        policy.target(url)
 
 
 def form_schema() -> dict[str, Any]:

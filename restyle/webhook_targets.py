@@ -197,7 +197,7 @@ class WebhookPolicy:
                 if "/" in item or not _HOST_NAME.fullmatch(item):
                     raise ValueError(f"webhook_allow_hosts: {entry!r} is neither a host name nor a CIDR") from None
                 self.names.add(item)
-        self.resolve = resolver or resolve_host
+        self.resolver = resolver  # None: the system's, looked up at each call (tests stand in for DNS there)
 
     def target(self, text: str) -> WebhookTarget:
         """Parse, resolve and check a webhook URL; every address must be public or allow-listed.
@@ -237,7 +237,7 @@ class WebhookPolicy:
 
     def _resolve(self, url: WebhookUrl) -> tuple[IPAddress, ...]:
         addresses: dict[IPAddress, None] = {}
-        for text in self.resolve(url.host, url.port):
+        for text in (self.resolver or resolve_host)(url.host, url.port):
             try:
                 addresses[ipaddress.ip_address(text)] = None
             except ValueError as error:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 PURGE_EVERY_SECONDS = 60.0
 # A job's message is sent milliseconds after the job enters the queue; one still unsent after this never will be.
 UNSENT_GRACE_SECONDS = 10.0
+# Housekeeping passes per lease (at least; more if heartbeats are more frequent): a lapsed lease is found within
+# a quarter lease of lapsing.
+PASSES_PER_LEASE = 4
 
 
 class Housekeeping:
@@ -66,11 +69,10 @@ class Housekeeping:
     def _keep_house(self) -> None:
         """Every pass: heartbeat, reclaim lapsed leases, queue unsent jobs; about once a minute: purge.
 
-        A pass comes at least four times per lease, so a lapsed lease is found within a quarter lease of
-        lapsing; each step has its own error handling, so one failing (Redis away) does not skip the others.
+        Each step has its own error handling, so one failing (Redis away) does not skip the others.
         """
         settings = self.state.settings
-        interval = min(settings.heartbeat_seconds, settings.lease_seconds / 4)
+        interval = min(settings.heartbeat_seconds, settings.lease_seconds / PASSES_PER_LEASE)
         passes_per_purge = max(1, round(PURGE_EVERY_SECONDS / interval))
         steps = [self._beat, self._reclaim, self._send_unsent]
         count = 0

@@ -108,13 +108,7 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         replay = store.find_idempotent(owner, idempotency_key, raw.fingerprint)
         if replay is not None:
             return replay, False
-    webhooks = settings.webhook_secret is not None
-    submission = validate(
-        raw,
-        max_pixels=settings.max_image_pixels,
-        webhooks_enabled=webhooks,
-        webhook_allow_hosts=settings.webhook_allow_hosts,
-    )
+    submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks=services.webhooks)
     # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
     # process dies before queueing it; a worker then queues the job (``JobStore.claim_unsent``).
     job_id = new_job_id()

@@ -18,7 +18,7 @@ from restyle.jobs.keys import JobKeys
 from restyle.jobs.records import JobRecord
 
 # KEYS: idempotency (or ""), queued, owner's active, record, owner's jobs, unsent, expiry.
-# ARGV: idempotency value, its ttl, max depth, max active per key (0: none), record JSON, job id, created
+# ARGV: idempotency value, its ttl, max depth (0: none), max active per key (0: none), record JSON, job id, created
 # score, now, expiry member, expiry score, events channel.
 # Returns {"replay", mapping} | {"queue_full"} | {"key_at_capacity"} | {"admitted"}.
 _ADMIT = """
@@ -26,7 +26,8 @@ if KEYS[1] ~= '' then
   local mapped = redis.call('GET', KEYS[1])
   if mapped then return {'replay', mapped} end
 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {'queue_full'} end
+local depth = tonumber(ARGV[3])
+if depth > 0 and redis.call('ZCARD', KEYS[2]) >= depth then return {'queue_full'} end
 local per_key = tonumber(ARGV[4])
 if per_key > 0 and redis.call('ZCARD', KEYS[3]) >= per_key then return {'key_at_capacity'} end
 if KEYS[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
@@ -43,10 +44,13 @@ return {'admitted'}
 
 @dataclass(frozen=True)
 class Limits:
-    """The caps a submission must fit under; ``per_key`` 0 means no per-key limit."""
+    """The caps a submission must fit under; 0 means no cap."""
 
-    queue_depth: int
+    queue_depth: int = 0
     per_key: int = 0
+
+
+NO_LIMITS = Limits()
 
 
 class Admission:

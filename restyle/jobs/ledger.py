@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import TypeVar, cast
 
 import redis
 from redis.client import Pipeline
@@ -26,6 +26,7 @@ DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 36
 # Final records outlive the purge schedule a little, so the purge still finds their owner and files.
 _RECORD_GRACE_SECONDS = 3600
 
+T = TypeVar("T")
 Change = Callable[[JobRecord], JobRecord | None]
 Also = Callable[["Pipeline[bytes]", JobRecord], None]
 
@@ -79,28 +80,38 @@ class Ledger:
         ``change`` returns the new record, None to leave it as it is, or raises to refuse; ``also`` adds
         more commands to the same transaction; ``watch`` names further keys whose change meanwhile retries it.
         """
+
+        def step(pipe: Pipeline[bytes], current: JobRecord | None) -> JobRecord:
+            if current is None:
+                raise JobNotFound(job_id)
+            changed = change(current)
+            if changed is None:
+                pipe.unwatch()
+                return current
+            new = changed.model_copy(update={"version": current.version + 1})
+            pipe.multi()
+            self.write(pipe, new)
+            if new.finished and not current.finished:
+                self.on_final(pipe, new)
+            if also:
+                also(pipe, new)
+            pipe.execute()
+            return new
+
+        return self.transact(job_id, step, watch=watch)
+
+    def transact(
+        self, job_id: str, step: Callable[[Pipeline[bytes], JobRecord | None], T], *, watch: Sequence[str] = ()
+    ) -> T:
+        """Run ``step`` with the job's current record (None if there is none) while the record and ``watch`` are
+        WATCHed; ``step`` ends with its MULTI executed or UNWATCH, and runs again if anyone wrote them meanwhile."""
         key = self.keys.record(job_id)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(key, *watch)
                     raw = cast(bytes | None, pipe.get(key))  # immediate while WATCHing
-                    if raw is None:
-                        raise JobNotFound(job_id)
-                    current = JobRecord.model_validate_json(raw)
-                    changed = change(current)
-                    if changed is None:
-                        pipe.unwatch()
-                        return current
-                    new = changed.model_copy(update={"version": current.version + 1})
-                    pipe.multi()
-                    self.write(pipe, new)
-                    if new.finished and not current.finished:
-                        self.on_final(pipe, new)
-                    if also:
-                        also(pipe, new)
-                    pipe.execute()
-                    return new
+                    return step(pipe, None if raw is None else JobRecord.model_validate_json(raw))
                 except redis.WatchError:
                     continue
 

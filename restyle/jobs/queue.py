@@ -86,7 +86,7 @@ class JobQueue:
         args = [record.id, record.created_at.timestamp(), record.owner]
         return bool(self._release(keys=keys, args=args))
 
-    def claim(self, token: str, lease_seconds: float) -> str | None:
+    def claim(self, token: str, lease_milliseconds: int) -> str | None:
         """The next job in fair order, now leased to ``token``; None when no job waits."""
         keys = self.keys
         claimed = self._claim(
@@ -97,7 +97,7 @@ class JobQueue:
                 keys.job_prefix,
                 LEASE_SUFFIX,
                 token,
-                max(1, round(lease_seconds * 1000)),
+                lease_milliseconds,
             ],
         )
         return None if claimed is None else bytes(claimed).decode()

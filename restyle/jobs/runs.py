@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import cast
 
-import redis
 from redis.client import Pipeline
 
 from restyle.jobs.errors import InvalidTransition, JobNotFound, RunSuperseded
@@ -30,14 +28,14 @@ class Runs:
 
     def __init__(self, ledger: Ledger, lease_seconds: float) -> None:
         self.ledger = ledger
-        self.lease_seconds = lease_seconds
+        self.lease_milliseconds = max(1, round(lease_seconds * 1000))
         self._drop_lease = ledger.redis.register_script(_DROP_LEASE)
 
     def claim(self, worker: str) -> Run | None:
         """Start the next job in fair order as a run of ``worker``; None when nothing waits."""
         while True:
             token = secrets.token_hex(8)
-            job_id = self.ledger.queue.claim(token, self.lease_seconds)
+            job_id = self.ledger.queue.claim(token, self.lease_milliseconds)
             if job_id is None:
                 return None
             try:
@@ -101,23 +99,20 @@ class Run:
         The lease is set again rather than extended, so a lease that expired while Redis was away (a restart
         loses every TTL'd key whose time passed) comes back as long as nobody reclaimed the job.
         """
-        lease = self._ledger.keys.lease(self.job_id)
-        milliseconds = max(1, round(self.runs.lease_seconds * 1000))
-        with self._ledger.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(self._ledger.keys.record(self.job_id))
-                    raw = cast(bytes | None, pipe.get(self._ledger.keys.record(self.job_id)))  # immediate
-                    if raw is None or not JobRecord.model_validate_json(raw).held_by(self.token):
-                        pipe.unwatch()
-                        self._ledger.count("fenced_writes")
-                        return False
-                    pipe.multi()
-                    pipe.set(lease, self.token, px=milliseconds)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
+
+        def step(pipe: Pipeline[bytes], current: JobRecord | None) -> bool:
+            if current is None or not current.held_by(self.token):
+                pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.set(self._ledger.keys.lease(self.job_id), self.token, px=self.runs.lease_milliseconds)
+            pipe.execute()
+            return True
+
+        if self._ledger.transact(self.job_id, step):
+            return True
+        self._ledger.count("fenced_writes")
+        return False
 
     def report_progress(self, iteration: int, total: int, losses: dict[str, float]) -> None:
         percent = round(100.0 * iteration / total, 1) if total else 0.0

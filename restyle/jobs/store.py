@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from restyle.jobs.admission import Admission, Limits
+from restyle.jobs.admission import NO_LIMITS, Admission, Limits
 from restyle.jobs.errors import IdempotencyConflict, InvalidTransition, JobNotFound
 from restyle.jobs.keys import JobKeys
 from restyle.jobs.ledger import DURATION_BUCKETS, Ledger, finished
@@ -81,7 +81,7 @@ class JobStore:
         record: JobRecord,
         idempotency_key: str | None = None,
         fingerprint: str = "",
-        limits: Limits | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> tuple[JobRecord, bool]:
         """Admit a new queued job within ``limits``; with an idempotency key already used, return that job instead.
 
@@ -90,7 +90,7 @@ class JobStore:
         claimable until ``release``.
         """
         while True:
-            mapped = self._admission.admit(record, limits or Limits(queue_depth=2**62), idempotency_key, fingerprint)
+            mapped = self._admission.admit(record, limits, idempotency_key, fingerprint)
             if mapped is None:
                 return record, True
             existing = self._replay(mapped, fingerprint)

@@ -27,7 +27,7 @@ from tests.conftest import (
     submit,
     wait_for,
 )
-from worker.keeper import RENEWALS_PER_LEASE
+from worker.lifecycle import PASSES_PER_LEASE
 
 
 def second_run_started(job: Json) -> bool:
@@ -57,7 +57,7 @@ def test_a_killed_workers_job_is_finished_by_another_worker_within_the_lease(
     assert Image.open(io.BytesIO(result.content)).size == (32, 27)
     # The documented bound: the lease, plus one housekeeping pass (a quarter lease), plus a second of slack.
     requeued_after = (datetime.fromisoformat(again["runs"][0]["ended_at"]) - killed_at).total_seconds()
-    assert requeued_after <= settings.lease_seconds * (1 + 1 / RENEWALS_PER_LEASE) + 1
+    assert requeued_after <= settings.lease_seconds * (1 + 1 / PASSES_PER_LEASE) + 1
 
 
 def test_a_frozen_workers_late_result_and_progress_are_refused(

@@ -72,7 +72,9 @@ def test_a_job_claimed_by_a_worker_that_died_before_starting_it_waits_again(
     store: JobStore, runs: Runs, reaper: Reaper
 ) -> None:
     record = queued(store)
-    job_id = store.ledger.queue.claim("token-of-a-dead-worker", LEASE)  # the claim, never followed by the start
+    job_id = store.ledger.queue.claim(
+        "token-of-a-dead-worker", round(LEASE * 1000)
+    )  # the claim, never followed by the start
     assert job_id == record.id
     lapse(store, record.id)
     assert reaper.reclaim() == [record.id]

@@ -32,7 +32,7 @@ def test_claiming_a_job_starts_its_first_run(store: JobStore, runs: Runs) -> Non
 def test_a_claimed_job_holds_a_lease_with_the_runs_token(store: JobStore, runs: Runs) -> None:
     run = claimed(store, runs)
     assert store.redis.get(store.keys.lease(run.job_id)) == run.token.encode()
-    assert 0 < store.redis.pttl(store.keys.lease(run.job_id)) <= runs.lease_seconds * 1000
+    assert 0 < store.redis.pttl(store.keys.lease(run.job_id)) <= runs.lease_milliseconds
 
 
 def test_nothing_to_claim_when_no_job_waits(runs: Runs) -> None:
@@ -194,8 +194,8 @@ def test_a_job_canceled_between_its_claim_and_its_start_is_passed_over(store: Jo
     # Cancel the first job once the claim has taken it off its line, before its start is written.
     original = runs.ledger.queue.claim
 
-    def claim_then_cancel(token: str, lease_seconds: float) -> str | None:
-        job_id = original(token, lease_seconds)
+    def claim_then_cancel(token: str, lease_milliseconds: int) -> str | None:
+        job_id = original(token, lease_milliseconds)
         if job_id == doomed.id:
             store.cancel(doomed.id, OWNER)
         return job_id
