@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every Restyle process; the command chooses the role:
 #   docker run IMAGE                                  -> restyle api on 0.0.0.0:8000 (the default CMD)
 #   docker run --gpus all IMAGE restyle worker        -> a Celery worker running the engine
@@ -6,7 +5,14 @@
 #   docker build --build-arg TORCH_VARIANT=cu130 -t restyle:gpu .
 # The CUDA wheels carry their own CUDA runtime, so the slim base serves both; the host needs only the
 # NVIDIA driver and container toolkit.
-FROM python:3.11-slim-bookworm
+#
+# What the build fetches can be pointed elsewhere (scripts/compose-test.sh builds it offline this way):
+#   PYTHON_IMAGE     the base: any Debian-like image with python3.11, pip and useradd (default the official slim)
+#   TORCH_INDEX_URL  where the pinned torch comes from (default the PyTorch index of TORCH_VARIANT)
+#   VGG_WEIGHTS      imagenet (default: torchvision's ImageNet VGG19, fetched at build time) or random (the
+#                    seeded random weights, nothing fetched; the image then serves them and says so)
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -22,23 +28,31 @@ RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin res
 # torch alone first: it is by far the largest layer and changes only with the pin or the variant, never
 # with the project. The pin must equal pyproject.toml's (tests/test_compose.py checks that).
 ARG TORCH_VARIANT=cpu
-RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
-        torch==2.14.1 torchvision==0.29.1
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}
+RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
 
 # The real ImageNet VGG19 weights (about 550 MB) into the torch hub cache under TORCH_HOME. This asks
 # torchvision directly instead of running `python -m core.vgg fetch` (which makes the same call) because
 # that needs the source, and an edit to the source must not download them again. The check after the
-# source is installed proves core.vgg finds them where this put them.
-RUN python -c "from torchvision.models import VGG19_Weights; VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)" \
-    && chmod -R a+rX "${TORCH_HOME}"
+# source is installed proves core.vgg finds them where this put them. Every process of the image asks
+# for these weights by name (RESTYLE_WEIGHTS), so a broken image fails loudly instead of falling back.
+ARG VGG_WEIGHTS=imagenet
+ENV RESTYLE_WEIGHTS=${VGG_WEIGHTS}
+RUN case "${VGG_WEIGHTS}" in \
+      imagenet) python -c "from torchvision.models import VGG19_Weights; VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)" \
+                && chmod -R a+rX "${TORCH_HOME}" ;; \
+      random) echo "VGG_WEIGHTS=random: this image serves seeded random VGG19 weights" ;; \
+      *) echo "VGG_WEIGHTS must be imagenet or random, not '${VGG_WEIGHTS}'" >&2; exit 1 ;; \
+    esac
 
 WORKDIR /app
 
 # Dependencies before code, so a code change rebuilds only the layers below. They are read from
-# pyproject.toml (plus the flower extra for the queue monitor), never restated here; pip keeps the torch
-# installed above, whose +cpu/+cuXXX local label still satisfies the plain pin.
+# pyproject.toml (plus the flower extra for the queue monitor, and the build backend, so that installing the
+# code below needs no isolated build environment fetched again on every rebuild), never restated here; pip
+# keeps the torch installed above, whose +cpu/+cuXXX local label still satisfies the plain pin.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(*project['dependencies'], *project['optional-dependencies']['flower'], sep=chr(10))" \
+RUN python -c "import tomllib; toml = tomllib.load(open('pyproject.toml', 'rb')); project = toml['project']; print(*project['dependencies'], *project['optional-dependencies']['flower'], *toml['build-system']['requires'], sep=chr(10))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
@@ -48,15 +62,15 @@ COPY core ./core
 COPY restyle ./restyle
 COPY api ./api
 COPY worker ./worker
-RUN pip install --no-deps . && rm -rf build ./*.egg-info
+RUN pip install --no-deps --no-build-isolation . && rm -rf build ./*.egg-info
 
 USER restyle
 
-# Fail the build, not the first job, if the runtime user cannot load the weights fetched above.
-RUN python -c "from core.vgg import load_vgg; assert load_vgg('imagenet', device='cpu').weights_name == 'imagenet'"
+# Fail the build, not the first job, if the runtime user cannot load the weights chosen above; say which.
+RUN python -c "from core.vgg import load_vgg; from restyle.settings import get_settings; name = load_vgg(get_settings().weights, device='cpu').weights_name; print('weights:', name); assert name.startswith('${VGG_WEIGHTS}')"
 
 EXPOSE 8000
 # The API's liveness; docker-compose.yml gives the worker and Flower checks of their own.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 CMD ["restyle", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -12,6 +12,7 @@ import redis.asyncio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api import problems
 from api.access_log import install_access_log_redaction
@@ -66,7 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.events_redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose()
         services.redis.close()
 
-    app = FastAPI(title="Restyle", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN: the docs must work on
+    # a closed network too. Its own mount keeps clear of the page's /static.
+    app = FastAPIOffline(
+        title="Restyle", version="1.0", description=DESCRIPTION, lifespan=lifespan, static_url="/docs-assets"
+    )
     app.state.services = services
     problems.install(app, services.settings.retry_after_seconds)
     app.add_middleware(UploadLimit, max_bytes=services.settings.max_upload_bytes)

@@ -87,24 +87,46 @@ class FeatureNet(nn.Module):
 def load_vgg(weights: str = "auto", device: str | torch.device | None = None) -> FeatureNet:
     """Build the feature net once per process; ``weights`` is auto | imagenet | random | PATH | caffe:PATH."""
     target = _usable_device(device)
-    if weights == "auto":
-        cached = _imagenet_cache_path()
-        if cached.is_file():
-            weights = "imagenet"
-        else:
-            log.warning("ImageNet VGG19 weights not found at %s; using seeded random weights instead", cached)
-            weights = "random"
+    weights = _resolve_auto(weights)
     if weights == "random":
-        net = FeatureNet(_random_convs(RANDOM_WEIGHTS_SEED), f"random(seed={RANDOM_WEIGHTS_SEED})")
+        convs = _random_convs(RANDOM_WEIGHTS_SEED)
     elif weights == "imagenet":
-        net = FeatureNet(_convs_from_state_dict(_read_state_dict(_imagenet_cache_path(), "imagenet")), "imagenet")
+        convs = _convs_from_state_dict(_read_state_dict(_imagenet_cache_path(), "imagenet"))
     else:
-        caffe = weights.startswith("caffe:")
-        path = Path(weights.removeprefix("caffe:")).expanduser()
-        state = _read_state_dict(path, str(path))
-        net = FeatureNet(_convs_from_state_dict(state), f"{'caffe' if caffe else 'file'}:{path.name}", caffe=caffe)
+        path = _weights_path(weights)
+        convs = _convs_from_state_dict(_read_state_dict(path, str(path)))
+    net = FeatureNet(convs, weights_name(weights), caffe=weights.startswith("caffe:"))
     # Module.to accepts memory_format at run time; torch's type stubs only lack the overload.
     return net.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def weights_name(weights: str = "auto") -> str:
+    """The ``weights_name`` that ``load_vgg(weights)`` gives its net, found without reading any weights.
+
+    A prefork worker announces its weights before its children have loaded the net (each loads its own).
+    """
+    weights = _resolve_auto(weights)
+    if weights == "random":
+        return f"random(seed={RANDOM_WEIGHTS_SEED})"
+    if weights == "imagenet":
+        return "imagenet"
+    kind = "caffe" if weights.startswith("caffe:") else "file"
+    return f"{kind}:{_weights_path(weights).name}"
+
+
+def _resolve_auto(weights: str) -> str:
+    """``auto`` made definite: imagenet when torchvision's download is cached, else random; others unchanged."""
+    if weights != "auto":
+        return weights
+    cached = _imagenet_cache_path()
+    if cached.is_file():
+        return "imagenet"
+    log.warning("ImageNet VGG19 weights not found at %s; using seeded random weights instead", cached)
+    return "random"
+
+
+def _weights_path(weights: str) -> Path:
+    return Path(weights.removeprefix("caffe:")).expanduser()
 
 
 def _usable_device(device: str | torch.device | None) -> torch.device:

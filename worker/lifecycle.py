@@ -16,6 +16,7 @@ from celery import Celery, signals
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
 from core.errors import RestyleError
+from core.vgg import weights_name
 from restyle.broker import enqueue
 from restyle.jobs import Reaper, purge_expired
 from restyle.webhook_targets import WebhookPolicy
@@ -36,12 +37,13 @@ PASSES_PER_LEASE = 4
 class Housekeeping:
     """The background threads of one worker process, and how to stop them."""
 
-    def __init__(self, state: Runtime, name: str, celery: Celery, *, ready: bool) -> None:
+    def __init__(self, state: Runtime, name: str, celery: Celery, *, weights: str | None) -> None:
         self.state = state
         self.name = name
         self.celery = celery
-        # A worker that could not load its network takes no jobs, so it must not count as ready either.
-        self.ready = ready
+        # The weights its heartbeat announces; None for a worker that could not load its network: it takes no
+        # jobs, so it must not count as ready either.
+        self.weights = weights
         self.registry = WorkerRegistry(state.redis, state.settings.key_prefix)
         self.reaper = Reaper(state.store.ledger, state.settings.lease_seconds, state.settings.max_attempts)
         self.stopping = threading.Event()
@@ -88,8 +90,8 @@ class Housekeeping:
             self.stopping.wait(interval)
 
     def _beat(self) -> None:
-        if self.ready:
-            self.registry.beat(self.name)
+        if self.weights is not None:
+            self.registry.beat(self.name, self.weights, every=self.state.settings.heartbeat_seconds)
 
     def _reclaim(self) -> None:
         """Put the jobs of dead runs back in the queue, each with the message it is owed."""
@@ -130,20 +132,30 @@ def connect() -> None:
 
 def _on_ready(sender: Any, **_: Any) -> None:
     state = runtime()
-    ready = True
-    if not isinstance(sender.pool, PreforkPool):
-        # Solo/thread pools run jobs in this very process: load the net now rather than in the first job.
-        # Prefork children load it lazily instead; loading before the fork would share CUDA state.
-        try:
-            log.info("loaded VGG19 weights %s", state.network().weights_name)
-        except RestyleError as error:
-            # Taking jobs would only fail them: stop consuming, stay out of the roster, and say why.
-            log.error("cannot load VGG19 (%s); this worker takes no jobs and is not ready", error.message)
-            sender.cancel_task_queue(state.settings.queue)
-            ready = False
-    housekeeping = Housekeeping(state, str(sender.hostname), sender.app, ready=ready)
+    if isinstance(sender.pool, PreforkPool):
+        # Prefork children load the net lazily, each its own; loading before the fork would share CUDA state.
+        weights: str | None = weights_name(state.settings.weights)
+    else:
+        weights = _load_network(state, sender)
+    housekeeping = Housekeeping(state, str(sender.hostname), sender.app, weights=weights)
     housekeeping.start()
     _running.append(housekeeping)
+
+
+def _load_network(state: Runtime, worker: Any) -> str | None:
+    """Solo/thread pools run jobs in this very process: load the net now rather than in the first job.
+
+    Returns its weights' name, or None when it cannot be loaded: taking jobs would only fail them, so the
+    worker stops consuming and says why.
+    """
+    try:
+        weights = state.network().weights_name
+    except RestyleError as error:
+        log.error("cannot load VGG19 (%s); this worker takes no jobs and is not ready", error.message)
+        worker.cancel_task_queue(state.settings.queue)
+        return None
+    log.info("loaded VGG19 weights %s", weights)
+    return weights
 
 
 def _on_shutting_down(**_: Any) -> None:

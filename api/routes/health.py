@@ -8,11 +8,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep
 from api.problems import NotReady, documented
+from restyle.workers import alive_window
 
 router = APIRouter(tags=["health"])
-
-# A worker counts as alive if it beat within this many heartbeat periods.
-_HEARTBEATS_OF_GRACE = 3
 
 
 class Health(BaseModel):
@@ -23,6 +21,13 @@ class Readiness(BaseModel):
     status: str = Field(examples=["ready"])
     redis: str = Field(examples=["ok"])
     workers: list[str] = Field(description="Workers with a recent heartbeat.", examples=[["celery@gpu-1"]])
+    weights: list[str] = Field(
+        description="The VGG19 weights those workers run, each name once, sorted: `imagenet` is torchvision's "
+        "ImageNet VGG19; `random(seed=N)` is seeded random weights, which give weaker pictures (an image built "
+        "with VGG_WEIGHTS=random serves them); `file:NAME` and `caffe:NAME` are a weights file (a torchvision "
+        "state dict, or a Caffe-converted VGG19).",
+        examples=[["imagenet"]],
+    )
     queue_depth: int = Field(examples=[0])
 
 
@@ -35,16 +40,19 @@ def healthz() -> Health:
 @router.get("/readyz", summary="Readiness", response_model=Readiness, responses=documented(503))
 async def readyz(services: ServicesDep) -> Readiness:
     """Redis answers and at least one worker has a recent heartbeat; `503` naming what is missing otherwise."""
-    window = services.settings.heartbeat_seconds * _HEARTBEATS_OF_GRACE
+    window = alive_window(services.settings.heartbeat_seconds)
 
-    def check() -> tuple[list[str], int]:
+    def check() -> tuple[list[str], dict[str, str], int]:
         services.redis.ping()
-        return services.workers.alive(window), services.store.queue_depth()
+        workers = services.workers.alive(window)
+        return workers, services.workers.weights(workers), services.store.queue_depth()
 
     try:
-        workers, depth = await run_in_threadpool(check)
+        workers, weights, depth = await run_in_threadpool(check)
     except Exception as error:
         raise NotReady(f"Redis at the configured RESTYLE_REDIS_URL is unreachable: {error}") from error
     if not workers:
         raise NotReady(f"no worker has sent a heartbeat in the last {window:g} s; start one with `restyle worker`")
-    return Readiness(status="ready", redis="ok", workers=workers, queue_depth=depth)
+    return Readiness(
+        status="ready", redis="ok", workers=workers, weights=sorted(set(weights.values())), queue_depth=depth
+    )

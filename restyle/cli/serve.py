@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import logging
 import os
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from restyle.cli.arguments import int_in_range
@@ -105,7 +106,9 @@ def run_api(args: argparse.Namespace) -> int:
     """Serve the API in this process until interrupted."""
     settings = get_settings()
     _configure_logging(settings)
-    _api_server(args, settings).run()
+    server = _api_server(args, settings)
+    with _stopped_by_sigterm():
+        server.run()
     return 0
 
 
@@ -168,13 +171,11 @@ def run_up(args: argparse.Namespace) -> int:
     server = _api_server(args, settings)
     watcher = threading.Thread(target=supervisor.watch, args=(server,), name="worker-supervisor")
     watcher.start()
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler: make that handler
-    # unwind this function instead of killing the process on the spot.
-    signal.signal(signal.SIGTERM, _raise_stop)
     print(f"Restyle: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", flush=True)
     try:
-        server.run()
-    except (KeyboardInterrupt, _Stop):
+        with _stopped_by_sigterm():
+            server.run()
+    except KeyboardInterrupt:
         pass
     finally:
         server.should_exit = True
@@ -256,6 +257,22 @@ class _Stop(Exception):
 
 def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """Make a SIGTERM (``docker stop``) a clean stop of the uvicorn server run inside.
+
+    uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found at start-up: with the
+    default one, that kills the process (status 143) after the graceful part. Ours unwinds to here instead.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:

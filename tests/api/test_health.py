@@ -26,6 +26,12 @@ def test_readyz_names_the_live_workers(api: ApiServer, worker: WorkerProcess) ->
     assert worker.name in response.json()["workers"]
 
 
+def test_readyz_names_the_weights_the_workers_run(api: ApiServer, worker: WorkerProcess) -> None:
+    with api.client(key=None) as http:
+        response = http.get("/readyz")
+    assert response.json()["weights"] == ["random(seed=0)"]
+
+
 def test_readyz_is_503_without_a_worker(idle_api: ApiServer) -> None:
     with idle_api.client(key=None) as http:
         response = http.get("/readyz")

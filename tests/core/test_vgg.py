@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.errors import DeviceUnavailable, WeightsMismatch, WeightsNotFound
-from core.vgg import FeatureNet, load_vgg
+from core.vgg import FeatureNet, load_vgg, weights_name
 
 
 def state_dict_of(net: FeatureNet, prefix: str = "features.") -> dict[str, torch.Tensor]:
@@ -100,6 +100,17 @@ def test_auto_falls_back_to_random_weights_with_a_warning(
     with caplog.at_level(logging.WARNING):
         assert load_vgg("auto", device="cpu").weights_name == "random(seed=0)"
     assert "using seeded random weights" in caplog.text
+
+
+@pytest.mark.parametrize("weights", ["auto", "random", "{path}", "caffe:{path}"])
+def test_the_weights_name_is_known_without_loading_the_weights(
+    net: FeatureNet, weights: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no ImageNet download here: auto means random
+    path = tmp_path / "vgg19.pth"
+    torch.save(state_dict_of(net), path)
+    weights = weights.format(path=path)
+    assert weights_name(weights) == load_vgg(weights, device="cpu").weights_name
 
 
 def test_missing_imagenet_weights_say_where_they_were_looked_for(

@@ -1,4 +1,5 @@
-"""Fixtures for the worker's tests: a Redis of the test's own, which the test may kill and start again.
+"""Fixtures for the worker's tests: a Redis of the test's own, which the test may kill and start again, and a
+worker that cannot load its network.
 
 The shared Redis must never go down (other tests and other people use it), so tests of what a Redis outage
 does run against a private ``redis-server`` instead.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import PATIENCE_SECONDS
+from tests.conftest import PATIENCE_SECONDS, MakeSettings, WorkerProcess
 
 # Below Linux's ephemeral range (32768–60999 by default): a client retrying a connection to a port inside that
 # range while nothing listens can be given that very port as its own source port and connect to itself (TCP
@@ -111,3 +112,18 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def networkless_worker(make_settings: MakeSettings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker whose VGG19 weights file is missing, returned once it has said that it takes no jobs."""
+    worker = WorkerProcess(make_settings(weights=str(tmp_path / "missing-vgg19.pth")), tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while "takes no jobs" not in worker.log():
+            assert worker.process.poll() is None, worker.log()
+            assert time.monotonic() < deadline, f"the worker never gave up on its network:\n{worker.log()}"
+            time.sleep(0.1)
+        yield worker
+    finally:
+        worker.stop()

@@ -29,6 +29,7 @@ from restyle.cli.serve import (
     worker_argv,
 )
 from restyle.settings import Settings
+from tests.api.conftest import ApiProcess
 from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, MakeSettings, settings_env, submit, wait_for
 from tests.restyle.cli.conftest import free_port
 
@@ -192,6 +193,20 @@ def service_up(make_settings: MakeSettings) -> Iterator[Up]:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+@pytest.fixture
+def api_process(make_settings: MakeSettings, tmp_path: Path) -> Iterator[ApiProcess]:
+    """A real `restyle api` on a free port, returned once it answers ``/healthz``."""
+    process = ApiProcess(make_settings(), tmp_path / "api.log")
+    yield process
+    process.stop()
+
+
+def test_sigterm_stops_the_api_with_status_0(api_process: ApiProcess) -> None:
+    # `docker stop` sends SIGTERM: a clean stop must not read as a crash (status 143) to Docker or systemd.
+    api_process.process.send_signal(signal.SIGTERM)
+    assert api_process.process.wait(PATIENCE_SECONDS) == 0, api_process.log()
 
 
 def gone(pid: int) -> bool:
