@@ -22,11 +22,15 @@ from starlette.requests import ClientDisconnect
 
 from core.errors import InvalidImage, InvalidRequest
 from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound, KeyAtCapacity, QueueFull
+from restyle.storage import StorageUnavailable
 from restyle.webhook_targets import InvalidWebhookUrl
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+# What a 503 for a dependency that is down (Redis, the storage) tells the client to wait: outages of a moment
+# (a failover, a restart) are the common ones.
+_OUTAGE_RETRY_AFTER = {"Retry-After": "5"}
 
 
 class FieldError(BaseModel):
@@ -216,11 +220,16 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
             "redis_unavailable",
             "Service unavailable",
             "the job store or the queue is unreachable; try again shortly",
-            headers={"Retry-After": "5"},
+            headers=_OUTAGE_RETRY_AFTER,
         )
 
     app.add_exception_handler(redis.RedisError, _redis_down)
     app.add_exception_handler(OperationalError, _redis_down)  # kombu's wrapper when publishing fails
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_down(request: Request, error: StorageUnavailable) -> JSONResponse:
+        log.error("storage unavailable on %s %s: %s", request.method, request.url.path, error.message)
+        return respond(request, 503, error.code, "Storage unavailable", error.message, headers=_OUTAGE_RETRY_AFTER)
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
@@ -252,5 +261,6 @@ _DESCRIPTIONS = {
     422: "A file, a parameter, the webhook URL (`invalid_webhook_url`: malformed, or not a public address) or "
     "the Idempotency-Key is unusable; `detail` names it.",
     429: "This API key has its limit of queued and running jobs (`RESTYLE_MAX_ACTIVE_JOBS_PER_KEY`); see Retry-After.",
-    503: "Temporarily unable: the queue is full (see Retry-After) or a dependency is down.",
+    503: "Temporarily unable: the queue is full (`queue_full`), Redis (`redis_unavailable`) or the storage "
+    "(`storage_unavailable`) is unreachable (all with Retry-After), or the service is not ready (`not_ready`).",
 }

@@ -1,7 +1,9 @@
 """Reading a job submission: a streamed size limit, the multipart form, and validation of files and fields.
 
 The form's parameter fields are exactly ``StyleParams``' fields (validated by the model itself, so ranges
-and messages are the engine's); the OpenAPI description of the form is derived from the same model.
+and messages are the engine's); the OpenAPI description of the form is derived from the same model. The files
+stay where the multipart parser spooled them (a temporary file past 1 MB): they are hashed, decoded and
+stored from there, so a request costs memory for its decoded pictures but never for copies of its uploads.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
@@ -33,6 +35,7 @@ CONTENT_FIELD = "content"
 STYLE_FIELD = "style"
 WEBHOOK_FIELD = "webhook_url"
 _FILE_FIELDS = (CONTENT_FIELD, STYLE_FIELD)
+_HASH_CHUNK_BYTES = 1 << 20
 
 
 class UploadLimit:
@@ -106,13 +109,12 @@ def _closing_delimiter(content_type: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class Submission:
-    """A validated job request: decoded pictures checked, raw bytes kept for storage."""
+    """A validated job request: decoded pictures checked, the uploaded files kept for storage."""
 
     params: StyleParams
-    content: bytes
-    styles: list[bytes]
+    content: BinaryIO
+    styles: list[BinaryIO]
     webhook_url: str | None
-    fingerprint: str  # identifies the request, to tell a replay from a reused Idempotency-Key
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,29 @@ class RawSubmission:
     content: UploadFile
     styles: list[UploadFile]
     fields: dict[str, str]
-    fingerprint: str
+
+    def fingerprint(self) -> str:
+        """Identifies the request, to tell a replay from a reused Idempotency-Key; slow (it reads every file,
+        streamed), so call it off the event loop."""
+        digest = hashlib.sha256()
+        for key in sorted(self.fields):
+            digest.update(f"{key}={self.fields[key]}\0".encode())
+        for upload in [self.content, *self.styles]:
+            digest.update(_sha256(rewound(upload.file)))
+        return digest.hexdigest()
+
+
+def _sha256(file: BinaryIO) -> bytes:
+    digest = hashlib.sha256()
+    while chunk := file.read(_HASH_CHUNK_BYTES):
+        digest.update(chunk)
+    return digest.digest()
+
+
+def rewound(file: BinaryIO) -> BinaryIO:
+    """``file`` at its start: hashing, decoding and storing each read an upload whole."""
+    file.seek(0)
+    return file
 
 
 async def read_form(request: Request) -> RawSubmission:
@@ -154,13 +178,7 @@ async def read_form(request: Request) -> RawSubmission:
         if key in fields:
             raise InvalidField(f"{key}: give this field once")
         fields[key] = value
-    digest = hashlib.sha256()
-    for key in sorted(fields):
-        digest.update(f"{key}={fields[key]}\0".encode())
-    for upload in [*contents, *styles]:
-        await upload.seek(0)
-        digest.update(hashlib.sha256(await upload.read()).digest())
-    return RawSubmission(content=contents[0], styles=styles, fields=fields, fingerprint=digest.hexdigest())
+    return RawSubmission(content=contents[0], styles=styles, fields=fields)
 
 
 def _files(form: FormData, name: str) -> list[UploadFile]:
@@ -180,22 +198,16 @@ def validate(raw: RawSubmission, *, max_pixels: int, webhooks: WebhookPolicy | N
         _check_webhook(webhook_url, webhooks)
     params = StyleParams.from_mapping(values)
     params.blend_weights(len(raw.styles))
-    content = _read(raw.content)
-    styles = [_read(upload) for upload in raw.styles]
     content_name = f"content ({raw.content.filename or 'unnamed'})"
     style_names = [f"style {index} ({upload.filename or 'unnamed'})" for index, upload in enumerate(raw.styles, 1)]
-    content_size = decode_image(content, max_pixels=max_pixels, name=content_name).size
+    # One picture decoded at a time, each dropped once its size is known: the memory of the largest, not of all.
+    content_size = decode_image(raw.content.file, max_pixels=max_pixels, name=content_name).size
     style_sizes = [
-        decode_image(data, max_pixels=max_pixels, name=name).size
-        for data, name in zip(styles, style_names, strict=True)
+        decode_image(upload.file, max_pixels=max_pixels, name=name).size
+        for upload, name in zip(raw.styles, style_names, strict=True)
     ]
     check_fits(params, (content_name, content_size), list(zip(style_names, style_sizes, strict=True)))
-    return Submission(params, content, styles, webhook_url, raw.fingerprint)
-
-
-def _read(upload: UploadFile) -> bytes:
-    upload.file.seek(0)
-    return upload.file.read()
+    return Submission(params, raw.content.file, [upload.file for upload in raw.styles], webhook_url)
 
 
 def _check_webhook(url: str, policy: WebhookPolicy | None) -> None:

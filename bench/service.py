@@ -3,6 +3,7 @@ service adds around the engine. Loopback only, bounded in requests and time, sto
 
     .venv/bin/python bench/service.py                      # starts its own `restyle up` (random weights, CPU)
     .venv/bin/python bench/service.py --url http://127.0.0.1:8000 [--api-key KEY]
+    .venv/bin/python bench/service.py --storage-compare    # local directory beside S3 (moto_server), own services
 
 Figures and targets:
 - GET /v1/jobs/{id} with 50 concurrent pollers, p99 < 20 ms: each poller follows its own job at a steady
@@ -16,6 +17,14 @@ Figures and targets:
   times; the time from the kill to the job being queued again (its run ended `lost`, from the record) and to
   a worker running it again (the next run's start), p50 and max. The bound is made of the lease (10 s), one
   housekeeping pass (a quarter lease), and the restarted worker's start-up, since `restyle up` has one worker.
+
+--storage-compare measures instead, in one table with the storage backends as columns, p50 and p99 in ms:
+- POST /v1/jobs with a 1 MB upload (as above, --posts of them), and GET /v1/jobs/{id}/result of one finished
+  512 px job (~0.75 MiB PNG, --downloads times, one at a time, the worker idle): streamed through the API and,
+  on S3 only, with RESTYLE_RESULT_REDIRECT=true, the 307 and the client's GET of the presigned URL after it.
+  Each configuration gets its own `restyle up` (three in all); S3 is moto's standalone server on loopback
+  (`moto[server]`, a dev extra) with a fresh bucket, so its figures show this protocol's and boto3's cost
+  beside a local disk, not a real S3's network.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -45,6 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import httpx
 import redis
 from PIL import Image
@@ -58,6 +69,10 @@ TIMED_JOB = {"size": "32", "iterations": "10"}
 BUSY_JOB = {"size": "64", "iterations": "500"}
 RECOVERY_JOB = {"size": "64", "iterations": "5000"}
 RECOVERY_TARGET_SECONDS = 30.0
+# A result worth downloading: 512 px from the 1 MB noise picture makes a PNG of about 0.75 MiB.
+RESULT_JOB = {"size": "512", "iterations": "1"}
+# moto_server takes any credentials; boto3 only needs some to sign with.
+S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY = "us-east-1", "restyle-bench-key", "restyle-bench-secret"
 # `restyle up` may wait for a running job before it stops its worker; past this, everything is killed.
 STOP_SECONDS = 60
 
@@ -118,6 +133,10 @@ class Bench:
             raise OutOfTime("the benchmark ran out of its time budget (--max-seconds)")
         return left
 
+    async def warm_up(self) -> None:
+        """One tiny job through both the API's and the worker's paths, before anything is timed."""
+        await self.wait_final([(await self.submit(TINY_JOB))["id"]])
+
     async def submit(self, params: dict[str, str], content: bytes | None = None) -> Json:
         files = [
             ("content", ("content.png", content or self.small, "image/png")),
@@ -157,7 +176,9 @@ class Bench:
         await asyncio.gather(*(poller(job_id) for job_id in job_ids))
         return latencies
 
-    async def post_latencies(self, count: int) -> tuple[list[float], list[str]]:
+    async def post_latencies(self, count: int) -> list[float]:
+        """Latencies of ``count`` 1 MB submissions, one at a time while the worker runs them; returned once
+        those jobs are final, so the next figure starts on an idle worker."""
         latencies, job_ids = [], []
         for _ in range(count):
             self.remaining()
@@ -165,7 +186,23 @@ class Bench:
             job = await self.submit(TINY_JOB, content=self.megabyte)
             latencies.append(time.perf_counter() - started)
             job_ids.append(job["id"])
-        return latencies, job_ids
+        await self.wait_final(job_ids)
+        return latencies
+
+    async def download_latencies(self, result_url: str, count: int, redirected: bool) -> tuple[list[float], int]:
+        """Latencies of ``count`` downloads of one result, redirects followed, and its size in bytes; each
+        must (``redirected``) or must not have come through a redirect, so a misconfigured service fails the
+        run instead of measuring the other path."""
+        latencies, size = [], 0
+        for _ in range(count):
+            started = time.perf_counter()
+            response = await self.client.get(result_url, follow_redirects=True, timeout=self.remaining())
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+            if bool(response.history) != redirected:
+                raise RuntimeError(f"{result_url} was {'not ' if redirected else ''}redirected: {response.url}")
+            size = len(response.content)
+        return latencies, size
 
     async def follow(self, params: dict[str, str]) -> tuple[float, float, Json] | None:
         """One job from submission to download: (submit → first iteration, last iteration → downloadable, job);
@@ -214,8 +251,7 @@ async def measure(url: str, api_key: str | None, args: argparse.Namespace) -> li
     limits = httpx.Limits(max_connections=POLLERS + 10, max_keepalive_connections=POLLERS + 10)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
         bench = Bench(client, time.monotonic() + args.max_seconds)
-        # Warm up both the API's and the worker's paths once before timing anything.
-        await bench.wait_final([(await bench.submit(TINY_JOB))["id"]])
+        await bench.warm_up()
 
         idle_ids = [(await bench.submit(TINY_JOB))["id"] for _ in range(POLLERS)]
         await bench.wait_final(idle_ids)
@@ -226,8 +262,7 @@ async def measure(url: str, api_key: str | None, args: argparse.Namespace) -> li
         await bench.cancel(busy_ids)
         await bench.wait_final(busy_ids)
 
-        posts, posted_ids = await bench.post_latencies(args.posts)
-        await bench.wait_final(posted_ids)
+        posts = await bench.post_latencies(args.posts)
 
         to_first, to_download, worker_extra, queue_waits = [], [], [], []
         for _ in range(args.jobs):
@@ -316,6 +351,119 @@ def _children(pid: int) -> list[int]:
     return [int(child) for task in tasks for child in (task / "children").read_text().split()]
 
 
+LOCAL_COLUMN, S3_COLUMN = "local directory", "S3 (moto_server)"
+POST_ROW = "POST /v1/jobs, 1 MB upload"
+STREAMED_ROW = "GET /v1/jobs/{id}/result, streamed by the API"
+REDIRECT_ROW = "GET /v1/jobs/{id}/result, 307 → presigned URL"
+
+
+def compare_storage(args: argparse.Namespace, scratch: Path) -> list[str]:
+    """--storage-compare: the same figures from a `restyle up` on each backend, and on S3 once more with
+    result redirects (a setting of the API, so a service of its own; it skips the POSTs, measured just before)."""
+    deadline = time.monotonic() + args.max_seconds
+    columns: dict[str, dict[str, list[float]]] = {LOCAL_COLUMN: {}, S3_COLUMN: {}}
+    sizes: set[str] = set()  # the same picture from each service, give or take a few bytes
+    with moto_server(scratch / "moto.log") as s3_env:
+        setups = [
+            (LOCAL_COLUMN, {}, args.posts, False),
+            (S3_COLUMN, s3_env, args.posts, False),
+            (S3_COLUMN, s3_env | {"RESTYLE_RESULT_REDIRECT": "true"}, 0, True),
+        ]
+        for column, extra_env, posts, redirected in setups:
+            with own_service(scratch / "service.log", extra_env=extra_env) as (url, _):
+                figures, size = asyncio.run(measure_storage(url, posts, args.downloads, redirected, deadline))
+            columns[column].update(figures)
+            sizes.add(f"{size / MEGABYTE:.2f} MiB")
+    result = " or ".join(sorted(sizes))
+    return [
+        *storage_table(columns),
+        "",
+        f"n = {args.posts} POSTs (the worker running those jobs), {args.downloads} downloads of one {result} PNG "
+        f"result (worker idle), one at a time.",
+    ]
+
+
+async def measure_storage(
+    url: str, posts: int, downloads: int, redirected: bool, deadline: float
+) -> tuple[dict[str, list[float]], int]:
+    """One service's latencies by row of the storage table (no POSTs when ``posts`` is 0), and the size in
+    bytes of the result it downloaded; ``redirected`` says the service answers downloads with a 307."""
+    figures: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        bench = Bench(client, deadline)
+        await bench.warm_up()
+        if posts:
+            figures[POST_ROW] = await bench.post_latencies(posts)
+        (job,) = await bench.wait_final([(await bench.submit(RESULT_JOB, content=bench.megabyte))["id"]])
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+        # Untimed first download: it opens the connections (to the object store too, after a redirect).
+        await bench.download_latencies(job["result_url"], 1, redirected)
+        latencies, size = await bench.download_latencies(job["result_url"], downloads, redirected)
+    figures[REDIRECT_ROW if redirected else STREAMED_ROW] = latencies
+    return figures, size
+
+
+def storage_table(columns: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Rows of figures, one column per backend, p50 and p99 in ms; "—" where a backend has no such figure."""
+    names = list(columns)
+    lines = [f"{'storage backends (ms)':<50} {'':>4}" + "".join(f"{name:>20}" for name in names)]
+    for row in (POST_ROW, STREAMED_ROW, REDIRECT_ROW):
+        for pct in (50, 99):
+            cells = [
+                f"{percentile(columns[name][row], pct) * 1e3:.1f}" if row in columns[name] else "—" for name in names
+            ]
+            lines.append(f"{row if pct == 50 else '':<50} {f'p{pct}':>4}" + "".join(f"{cell:>20}" for cell in cells))
+    return lines
+
+
+@contextmanager
+def moto_server(log_path: Path, patience: float = 60.0) -> Iterator[dict[str, str]]:
+    """moto's standalone S3-compatible server on a loopback port, with one fresh bucket: yields the environment
+    that points `restyle` at it (the standard AWS variables with dummy credentials, the developer's own ~/.aws
+    files hidden, and RESTYLE_STORAGE_URL); stopped on the way out, which drops the objects (it keeps them in
+    memory)."""
+    with log_path.open("wb") as log:
+        # Port 0, then the port it announces: a port chosen here could be taken before the server binds it.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        endpoint = _announced_endpoint(process, log_path, patience)
+        bucket = f"restyle-bench-{uuid.uuid4().hex[:10]}"
+        session = boto3.session.Session(
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY, region_name=S3_REGION
+        )
+        session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        yield {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": S3_REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "RESTYLE_STORAGE_URL": f"s3://{bucket}/restyle",
+        }
+    finally:
+        stop(process)
+
+
+def _announced_endpoint(process: subprocess.Popen[bytes], log_path: Path, patience: float) -> str:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        log = log_path.read_text(errors="replace")
+        if process.poll() is not None:
+            sys.exit(f"moto_server exited with {process.returncode} (is moto[server] installed?):\n{log[-3000:]}")
+        listening = re.search(r"Running on (http://127\.0\.0\.1:\d+)", log)
+        if listening:
+            return listening.group(1)
+        time.sleep(0.05)
+    sys.exit(f"moto_server did not announce its port within {patience:g} s:\n{log_path.read_text()[-3000:]}")
+
+
 def require_loopback(url: str) -> None:
     host = urlsplit(url).hostname or ""
     try:
@@ -334,9 +482,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_service(log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`restyle up` on a free loopback port with random weights, its own storage, key prefix and queue;
-    stopped, and its Redis keys and files removed, on the way out."""
+def own_service(
+    log_path: Path, command: str = "up", extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`restyle up` (or `restyle api`, with ``command``) on a free loopback port with random weights, its own
+    storage, key prefix and queue, and ``extra_env``; returned once ready (`up`) or answering (`api`, which has
+    no worker to wait for); stopped, and its Redis keys and files removed, on the way out."""
     port = free_port()
     tag = f"restyle-bench-{uuid.uuid4().hex[:10]}"
     storage = Path(tempfile.mkdtemp(prefix="restyle-bench-"))
@@ -351,10 +502,11 @@ def own_service(log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
         RESTYLE_LOG_LEVEL="WARNING",
         RESTYLE_MAX_QUEUE_DEPTH="1000",
     )
+    env.update(extra_env or {})
     restyle = Path(sys.executable).with_name("restyle")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(restyle), "up", "--host", "127.0.0.1", "--port", str(port)],
+            [str(restyle), command, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -362,7 +514,7 @@ def own_service(log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, log_path)
+        wait_ready(url, process, log_path, path="/readyz" if command == "up" else "/healthz")
         yield url, process
     finally:
         stop(process)
@@ -385,14 +537,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, patience: float = 120.0) -> None:
-    """Until /readyz says a worker is alive (the worker beats once its network is loaded)."""
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, patience: float = 120.0, path: str = "/readyz"
+) -> None:
+    """Until ``path`` answers 200: /readyz once a worker is alive (it beats once its network is loaded)."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"`restyle up` exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            sys.exit(f"`restyle` exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -408,14 +562,22 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=10.0, help="length of each polling phase")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between one poller's requests")
     parser.add_argument("--posts", type=int, default=100, help="number of 1 MB submissions")
+    parser.add_argument("--storage-compare", action="store_true", help="local directory beside S3, not the above")
+    parser.add_argument("--downloads", type=int, default=100, help="result downloads per storage configuration")
     parser.add_argument("--jobs", type=int, default=20, help="number of jobs followed for the overheads")
     parser.add_argument("--kills", type=int, default=3, help="worker kills for the recovery figure (own service)")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="give up after this long")
     args = parser.parse_args()
+    if args.storage_compare and args.url:
+        parser.error("--storage-compare starts its own services; it takes no --url")
 
     print(f"Restyle service benchmark: {os.cpu_count()} CPU cores; other load on the machine shows in the figures.")
     try:
-        if args.url:
+        if args.storage_compare:
+            with tempfile.TemporaryDirectory() as scratch:
+                print(f"storage: each backend under its own `restyle up`, random weights, CPU, Redis {OWN_REDIS_URL}\n")
+                lines = compare_storage(args, Path(scratch))
+        elif args.url:
             require_loopback(args.url)
             print(f"service: {args.url} (as configured there)\n")
             lines = asyncio.run(measure(args.url.rstrip("/"), args.api_key, args))

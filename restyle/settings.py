@@ -6,12 +6,16 @@ and the CLI never read the environment themselves. Invalid combinations fail at 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# s3://bucket or s3://bucket/prefix, with a bucket name as S3 allows it.
+_S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
 
 
 class Settings(BaseSettings):
@@ -35,7 +39,14 @@ class Settings(BaseSettings):
     queue: str = Field(
         "restyle", pattern=r"^[A-Za-z0-9_.-]+$", description="Celery queue the API sends jobs to and workers consume."
     )
-    storage_dir: Path = Field(Path("var/storage"), description="Directory holding uploads, previews and results.")
+    storage_dir: Path = Field(
+        Path("var/storage"), description="Directory holding uploads, previews and results (without storage_url)."
+    )
+    storage_url: str | None = Field(
+        None,
+        description="Where uploads, previews and results live: file:///path, or s3://bucket/prefix (endpoint, "
+        "region and credentials from the standard AWS_* variables and files, never from these settings).",
+    )
 
     # HTTP API
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -44,6 +55,14 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description='Comma-separated origins whose browser apps may call the API ("*" for any); empty: none.',
+    )
+    result_redirect: bool = Field(
+        False,
+        description="Answer result and preview downloads with 307 to a presigned URL of the object store (when "
+        "the store has such URLs), so the bytes do not pass through the API.",
+    )
+    result_url_seconds: int = Field(
+        300, ge=1, le=7 * 24 * 3600, description="How long a presigned download URL stays valid."
     )
     public_url: str | None = Field(
         None, description="Base URL used in webhook payloads' links (e.g. https://restyle.example.com)."
@@ -133,6 +152,16 @@ class Settings(BaseSettings):
 
         WebhookPolicy(value)
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_store(cls, url: str | None) -> str | None:
+        if url is not None and not (url.startswith("file:///") or _S3_URL.fullmatch(url)):
+            raise ValueError(
+                f"{url!r} is neither file:///path nor s3://bucket[/prefix] (a bucket name of 3-63 lowercase "
+                "letters, digits, dots and hyphens)"
+            )
+        return url
 
     @field_validator("redis_url")
     @classmethod

@@ -182,7 +182,9 @@ build_seconds=$(( $(date +%s) - started ))
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
 # The images of earlier runs that this build replaced, and only those: the disk stays bounded run after run.
 docker image prune --force --filter label=restyle.compose-test=1 >/dev/null
-say "built $IMAGE in ${build_seconds} s; image size $(( size / 1000000 )) MB; $(grep -o 'weights: .*' "$STATE/build.log" | tail -n 1)"
+weights=$(docker image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$IMAGE" | sed -n 's/^RESTYLE_WEIGHTS=//p')
+say "built $IMAGE in ${build_seconds} s (layers from the cache: $(grep -c 'Using cache' "$STATE/build.log"));" \
+  "image size $(( size / 1000000 )) MB; weights: $weights"
 
 bash scripts/bootstrap.sh dev
 say "running the stack's tests (tests/compose; the stack's logs are kept in $STATE/stack.log)"

@@ -3,13 +3,15 @@
 Isolation: Redis db 15 (``RESTYLE_TEST_REDIS_URL`` overrides), a fresh key prefix and Celery queue for every
 settings object, a temporary storage directory; keys are removed by prefix afterwards (never FLUSHDB: the
 Redis is shared). Workers are real ``celery worker`` processes with random VGG weights; the API runs in a
-real uvicorn server on a free loopback port.
+real uvicorn server on a free loopback port. Object storage on S3 is a real S3-compatible server too
+(``moto_server`` on loopback): ``s3_settings`` with ``s3_env`` or ``s3_environ`` (see below).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,8 +21,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import httpx
 import pytest
 import redis
@@ -31,6 +34,9 @@ from pydantic import SecretStr
 from restyle.cli.serve import worker_argv
 from restyle.settings import Settings
 from restyle.workers import WorkerRegistry
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 REDIS_URL = os.environ.get("RESTYLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -141,14 +147,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """A real ``celery worker`` process for one settings object, logging to a file."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, *, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+    ) -> None:
+        """``env`` replaces the environment made from ``settings`` (a worker "on another host" gets its own)."""
         self.settings = settings
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.name = f"restyle-test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         command = [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, 1, self.name)]
         self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=settings_env(settings), stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=env or settings_env(settings), stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def wait_ready(self, client: redis.Redis[bytes]) -> None:
@@ -370,3 +379,129 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.stop()
+
+
+# S3 -------------------------------------------------------------------------------------------------------
+
+S3_REGION = "us-east-1"
+S3_ACCESS_KEY = "restyle-test-key"
+S3_SECRET_KEY = "restyle-test-secret"
+
+
+def free_port() -> int:
+    """A loopback port that nobody listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class S3Server:
+    """A real S3-compatible HTTP server, moto's standalone ``moto_server``, in a subprocess on a loopback port.
+    It keeps objects in memory and takes any credentials, unless ``enforce_auth``: then it knows none and
+    refuses every request, as S3 refuses an unknown access key."""
+
+    def __init__(self, log_path: Path, *, enforce_auth: bool = False) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        env = dict(os.environ)
+        if enforce_auth:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # moto checks signatures after that many requests
+        # Port 0, then the port it announces: a port chosen here could be taken before the server binds it.
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
+        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.endpoint = self._wait_ready()
+        # For a test's own look behind the storage: configured here, not by the environment.
+        self.client: S3Client = boto3.session.Session(
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY, region_name=S3_REGION
+        ).client("s3", endpoint_url=self.endpoint)
+
+    def _wait_ready(self) -> str:
+        """The endpoint, once the server says where it listens."""
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"moto_server exited with {self.process.returncode}:\n{self.log()}")
+            listening = re.search(r"Running on (http://127\.0\.0\.1:\d+)", self.log())
+            if listening:
+                return listening.group(1)
+            time.sleep(0.05)
+        pytest.fail(f"moto_server did not start:\n{self.log()}")
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point boto3 at this server with dummy credentials, shielded from
+        the developer's own ``~/.aws`` files."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": S3_REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+
+    def create_bucket(self) -> str:
+        """A new, empty bucket's name."""
+        name = f"restyle-test-{uuid.uuid4().hex[:12]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """The session's S3 server. Nothing global points at it: a test asks for ``s3_env`` (subprocesses) or
+    ``s3_environ`` (this process)."""
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket on the session's S3 server."""
+    return s3_server.create_bucket()
+
+
+@pytest.fixture
+def s3_settings(make_settings: MakeSettings, s3_bucket: str) -> Settings:
+    """Settings like ``make_settings()``'s whose objects live in a fresh bucket, ``s3://<bucket>/restyle``.
+
+    Processes need the AWS variables besides: ``settings_env(s3_settings) | s3_env`` for a subprocess, or the
+    ``s3_environ`` fixture for this one (``start_api(s3_settings)``) and for workers started meanwhile.
+    """
+    return make_settings(storage_url=f"s3://{s3_bucket}/restyle")
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, s3_settings: Settings) -> dict[str, str]:
+    """What a subprocess needs to use ``s3_settings``' bucket: AWS_ENDPOINT_URL, dummy AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION (and AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE that hide
+    the developer's own), plus RESTYLE_STORAGE_URL. Start one with
+    ``env=settings_env(s3_settings) | s3_env``; over another settings' env it moves that storage to the bucket.
+    """
+    assert s3_settings.storage_url is not None
+    return s3_server.env() | {"RESTYLE_STORAGE_URL": s3_settings.storage_url}
+
+
+@pytest.fixture
+def s3_environ(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For the test's duration this process's AWS variables are the session S3 server's and no others:
+    ``open_storage`` and ``S3Storage`` built here use it, and so do workers started meanwhile
+    (``settings_env`` copies them). RESTYLE_STORAGE_URL stays unset: settings choose their own storage."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)

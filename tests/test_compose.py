@@ -41,6 +41,7 @@ def load_compose(name: str) -> dict[str, Any]:
 
 COMPOSE = load_compose("docker-compose.yml")
 CPU_OVERRIDE = load_compose("docker-compose.cpu.yml")
+S3_OVERRIDE = load_compose("docker-compose.s3.yml")
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -251,6 +252,33 @@ def test_the_worker_healthcheck_passes_while_a_worker_on_this_host_beats(
     command = compose_test("worker")
     completed = subprocess.run([sys.executable, *command[1:]], env=settings_env(settings), cwd=ROOT, timeout=60)
     assert completed.returncode == 0
+
+
+# The S3 override ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_with_the_s3_override_api_and_worker_share_no_volume(service: str) -> None:
+    assert S3_OVERRIDE["services"][service]["volumes"] is None  # !reset: the shared `storage` volume goes
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_with_the_s3_override_api_and_worker_keep_objects_in_the_bucket(service: str) -> None:
+    environment = S3_OVERRIDE["services"][service]["environment"]
+    assert environment["RESTYLE_STORAGE_URL"].startswith("s3://")
+    assert environment["AWS_ENDPOINT_URL"].endswith("//s3:9000}")
+
+
+def test_the_s3_override_passes_credentials_only_as_the_standard_aws_variables() -> None:
+    environment = S3_OVERRIDE["services"]["api"]["environment"]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(environment)
+    assert [name for name in environment if name.startswith("RESTYLE_")] == ["RESTYLE_STORAGE_URL"]
+
+
+def test_the_s3_override_starts_api_and_worker_only_once_the_bucket_exists() -> None:
+    for service in ("api", "worker"):
+        bucket = S3_OVERRIDE["services"][service]["depends_on"]["bucket"]
+        assert bucket == {"condition": "service_completed_successfully"}
 
 
 # The Dockerfile -----------------------------------------------------------------------------------------

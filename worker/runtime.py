@@ -42,9 +42,8 @@ class Runtime:
             return self._net
 
 
-@lru_cache(maxsize=1)
-def runtime() -> Runtime:
-    settings = get_settings()
+def build_runtime(settings: Settings) -> Runtime:
+    """The resources of a worker process with ``settings`` (the network not loaded yet)."""
     client = redis.Redis.from_url(settings.redis_url)
     store = JobStore(client, settings.key_prefix, settings.retention_seconds)
     return Runtime(
@@ -54,3 +53,9 @@ def runtime() -> Runtime:
         runs=Runs(store.ledger, settings.lease_seconds),
         storage=open_storage(settings),
     )
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """This process's resources, from the environment's settings."""
+    return build_runtime(get_settings())

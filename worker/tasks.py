@@ -4,9 +4,11 @@ A message names no job (see ``restyle.broker``): the task claims the next one in
 and returns. While the job runs, its lease is renewed on a thread of its own (``worker.keeper``); if the
 worker dies, the lease lapses and another worker's housekeeping puts the job back in the queue. Every way a
 run can end is written to the job record, fenced by the run's token: succeeded, canceled, or failed with the
-engine error's code and message (or ``internal_error`` for anything unforeseen). A worker told to shut down
-(Ctrl-C, SIGTERM) stops its job within one iteration and hands it back to the queue at once. A run that lost
-its lease stops too, and writes nothing: the job belongs to the run that replaced it.
+engine error's code and message, ``storage_unavailable`` when the store still fails after its own retries,
+or ``internal_error`` for anything unforeseen. The result is stored before the record says succeeded, so no
+record points at a result that is not there. A worker told to shut down (Ctrl-C, SIGTERM) stops its job
+within one iteration and hands it back to the queue at once. A run that lost its lease stops too, and
+writes nothing: the job belongs to the run that replaced it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from core.errors import Cancelled, RestyleError
 from core.images import decode_image, encode_image, fit_longest_side
 from restyle.broker import STYLIZE_TASK, enqueue
 from restyle.jobs import InvalidTransition, JobNotFound, Run, input_keys
-from restyle.storage import ObjectNotFound
+from restyle.storage import ObjectNotFound, StorageUnavailable
 from worker.app import app
 from worker.keeper import LeaseKeeper
 from worker.runtime import Runtime, runtime
@@ -102,6 +104,9 @@ def run_job(state: Runtime, run: Run) -> None:
             fail(error.code, error.message)
         except ObjectNotFound as error:
             fail("input_missing", f"a stored input of this job is gone ({error.args[0]})")
+        except StorageUnavailable as error:
+            log.error("job %s: failed, the storage is unavailable: %s", job_id, error.message)
+            fail(error.code, error.message)
         except Exception as error:
             log.exception("job %s: unexpected failure", job_id)
             fail("internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
@@ -207,7 +212,8 @@ class Report:
             return None
 
     def snapshot(self, iteration: int, image: Image.Image) -> None:
-        """Store a small JPEG of the picture so far, for live previews."""
+        """Store a small JPEG of the picture so far, for live previews; one that cannot be stored is skipped (the
+        job needs none, and the next may be)."""
         side = self.state.settings.preview_size
         small = fit_longest_side(image, side) if max(image.size) > side else image
         try:
@@ -215,5 +221,5 @@ class Report:
             self.run.record_preview(iteration)
         except (InvalidTransition, JobNotFound):
             self.keeper.lost.set()
-        except (OSError, redis.RedisError) as error:
+        except (OSError, StorageUnavailable, redis.RedisError) as error:
             log.warning("job %s: preview not stored (%s)", self.run.job_id, error)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep
 from api.problems import NotReady, documented
+from restyle.storage import StorageUnavailable
 from restyle.workers import alive_window
 
 router = APIRouter(tags=["health"])
@@ -20,6 +21,11 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(examples=["ready"])
     redis: str = Field(examples=["ok"])
+    storage: str = Field(
+        description="Where uploads and results live (`RESTYLE_STORAGE_URL`, else `RESTYLE_STORAGE_DIR`), just "
+        "checked to be writable and readable.",
+        examples=["s3://restyle-jobs/production"],
+    )
     workers: list[str] = Field(description="Workers with a recent heartbeat.", examples=[["celery@gpu-1"]])
     weights: list[str] = Field(
         description="The VGG19 weights those workers run, each name once, sorted: `imagenet` is torchvision's "
@@ -39,7 +45,8 @@ def healthz() -> Health:
 
 @router.get("/readyz", summary="Readiness", response_model=Readiness, responses=documented(503))
 async def readyz(services: ServicesDep) -> Readiness:
-    """Redis answers and at least one worker has a recent heartbeat; `503` naming what is missing otherwise."""
+    """Redis answers, the storage can be written and read, and at least one worker has a recent heartbeat;
+    `503` naming what is missing otherwise."""
     window = alive_window(services.settings.heartbeat_seconds)
 
     def check() -> tuple[list[str], dict[str, str], int]:
@@ -51,8 +58,18 @@ async def readyz(services: ServicesDep) -> Readiness:
         workers, weights, depth = await run_in_threadpool(check)
     except Exception as error:
         raise NotReady(f"Redis at the configured RESTYLE_REDIS_URL is unreachable: {error}") from error
+    storage = services.storage.describe()
+    try:
+        await run_in_threadpool(services.storage.check)
+    except StorageUnavailable as error:
+        raise NotReady(f"the storage at {storage} is unavailable: {error.message}") from error
     if not workers:
         raise NotReady(f"no worker has sent a heartbeat in the last {window:g} s; start one with `restyle worker`")
     return Readiness(
-        status="ready", redis="ok", workers=workers, weights=sorted(set(weights.values())), queue_depth=depth
+        status="ready",
+        redis="ok",
+        storage=storage,
+        workers=workers,
+        weights=sorted(set(weights.values())),
+        queue_depth=depth,
     )

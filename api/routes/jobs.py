@@ -12,17 +12,17 @@ import anyio
 import redis
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.deps import OwnerDep, Services, ServicesDep
 from api.events import END_EVENT, KEEPALIVE_EVENT, JobWatcher, server_sent_event
 from api.problems import NoResult, NotFound, ResultNotReady, documented
-from api.uploads import RawSubmission, form_schema, read_form, validate
+from api.uploads import RawSubmission, Submission, form_schema, read_form, rewound, validate
 from core.images import MEDIA_TYPES
 from restyle.broker import enqueue
-from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, new_job_id
-from restyle.storage import ObjectNotFound
+from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, job_folder, new_job_id
+from restyle.storage import ObjectNotFound, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,14 @@ _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECA
 _EVENT_EXAMPLE = 'event: job\nid: 3\ndata: {"id": "0190f5c2-…", "status": "running", "progress": {…}, …}\n\n'
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()}}
+}
+_REDIRECT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    307: {
+        "description": "With `RESTYLE_RESULT_REDIRECT` on a store that has download URLs (S3): fetch the picture "
+        "from `Location`, a presigned URL of the object store valid for `RESTYLE_RESULT_URL_SECONDS`. Ask here again "
+        "for a fresh one; never cache it.",
+        "headers": {"Location": {"description": "The presigned URL.", "schema": {"type": "string", "format": "uri"}}},
+    }
 }
 
 
@@ -104,8 +112,9 @@ async def create_job(
 def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key: str | None) -> tuple[JobRecord, bool]:
     """Validate, admit, store the files and queue the job (blocking I/O and decoding: off the event loop)."""
     store, settings = services.store, services.settings
+    fingerprint = raw.fingerprint()
     if idempotency_key:
-        replay = store.find_idempotent(owner, idempotency_key, raw.fingerprint)
+        replay = store.find_idempotent(owner, idempotency_key, fingerprint)
         if replay is not None:
             return replay, False
     submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks=services.webhooks)
@@ -124,13 +133,16 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         idempotency_key=idempotency_key,
     )
     limits = Limits(queue_depth=settings.max_queue_depth, per_key=settings.max_active_jobs_per_key)
-    stored, created = store.create(record, idempotency_key, submission.fingerprint, limits)
+    stored, created = store.create(record, idempotency_key, fingerprint, limits)
     if not created:  # a concurrent request with the same key won the race
         return stored, False
-    content_key, style_keys = input_keys(job_id, len(submission.styles))
-    services.storage.put(content_key, submission.content)
-    for key, data in zip(style_keys, submission.styles, strict=True):
-        services.storage.put(key, data)
+    try:
+        _store_inputs(services.storage, submission, job_id)
+    except Exception:
+        # Whatever stopped the files (mostly StorageUnavailable: the caller gets its 503), no record may stay
+        # that points at inputs that do not exist, or housekeeping would queue it to fail as input_missing.
+        _withdraw(services, stored, idempotency_key)
+        raise
     store.release(stored)
     try:
         enqueue(services.celery, settings)
@@ -140,6 +152,21 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         return stored, True
     store.mark_sent(job_id)
     return stored, True
+
+
+def _store_inputs(storage: Storage, submission: Submission, job_id: str) -> None:
+    """Stream each upload from its spooled file into the store."""
+    content_key, style_keys = input_keys(job_id, len(submission.styles))
+    for key, file in zip([content_key, *style_keys], [submission.content, *submission.styles], strict=True):
+        storage.put_file(key, rewound(file))
+
+
+def _withdraw(services: Services, record: JobRecord, idempotency_key: str | None) -> None:
+    """Take back an admitted job whose files could not all be stored, and what it did store, if the store lets us
+    (else retention removes that later)."""
+    services.store.withdraw(record, idempotency_key)
+    with contextlib.suppress(StorageUnavailable):
+        services.storage.delete_folder(job_folder(record.id))
 
 
 def _wait_seconds(prefer: str | None, limit: float) -> float | None:
@@ -194,27 +221,24 @@ def cancel_job(request: Request, services: ServicesDep, owner: OwnerDep, job_id:
     "/{job_id}/result",
     summary="Download the result",
     response_class=Response,
-    responses={**_IMAGE_RESPONSES, **documented(401, 404, 409)},
+    responses={**_IMAGE_RESPONSES, **_REDIRECT_RESPONSE, **documented(401, 404, 409, 503)},
 )
 def get_result(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
-    """The picture, with the Content-Type of the job's `output_format`; `409` until the job has succeeded."""
+    """The picture, with the Content-Type of the job's `output_format`; `409` until the job has succeeded.
+    With `RESTYLE_RESULT_REDIRECT` and an object store, `307` to a short-lived URL of the picture there."""
     record = services.store.get_owned(job_id, owner)
     if record.status in ("queued", "running"):
         raise ResultNotReady(f"job {job_id} is {record.status}; poll it until its status is succeeded")
     if record.status != "succeeded" or record.result_key is None:
         raise NoResult(f"job {job_id} {record.status}; it has no result")
-    try:
-        data = services.storage.get(record.result_key)
-    except ObjectNotFound:
-        raise NotFound(f"the result of job {job_id} is no longer stored") from None
     extension = "jpg" if record.params.output_format == "jpeg" else record.params.output_format
-    return Response(
-        data,
+    return _download(
+        services,
+        record.result_key,
         media_type=MEDIA_TYPES[record.params.output_format],
-        headers={
-            "Content-Disposition": f'inline; filename="restyle-{job_id}.{extension}"',
-            "Cache-Control": "private, max-age=31536000, immutable",
-        },
+        filename=f"restyle-{job_id}.{extension}",
+        cache_control="private, max-age=31536000, immutable",
+        missing=f"the result of job {job_id} is no longer stored",
     )
 
 
@@ -224,19 +248,49 @@ def get_result(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Respons
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-        **documented(401, 404),
+        **_REDIRECT_RESPONSE,
+        **documented(401, 404, 503),
     },
 )
 def get_preview(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
-    """A small JPEG of the picture so far (every `RESTYLE_SNAPSHOT_EVERY` iterations); `404` until the first."""
+    """A small JPEG of the picture so far (every `RESTYLE_SNAPSHOT_EVERY` iterations); `404` until the first.
+    With `RESTYLE_RESULT_REDIRECT` and an object store, `307` to a short-lived URL of the picture there."""
     record = services.store.get_owned(job_id, owner)
     if record.preview_key is None:
         raise NotFound(f"job {job_id} has no preview yet")
+    return _download(
+        services,
+        record.preview_key,
+        media_type="image/jpeg",
+        filename=f"restyle-{job_id}-preview.jpg",
+        cache_control="no-store",
+        missing=f"job {job_id} has no preview yet",
+    )
+
+
+def _download(
+    services: Services, key: str, *, media_type: str, filename: str, cache_control: str, missing: str
+) -> Response:
+    """The stored object ``key`` as the picture ``filename``: a redirect to the store's own URL for it when so
+    configured and the store has one (the bytes then bypass the API), else streamed from the store; ``missing``
+    is the 404's detail when it is gone."""
+    settings = services.settings
+    if settings.result_redirect:
+        url = services.storage.download_url(
+            key, media_type=media_type, filename=filename, expires_seconds=settings.result_url_seconds
+        )
+        if url is not None:
+            # Never cached: the URL expires, the API's address does not.
+            return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
     try:
-        data = services.storage.get(record.preview_key)
+        data = services.storage.get(key)
     except ObjectNotFound:
-        raise NotFound(f"job {job_id} has no preview yet") from None
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        raise NotFound(missing) from None
+    return Response(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": cache_control},
+    )
 
 
 @router.get(

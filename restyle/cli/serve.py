@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from restyle.cli.arguments import int_in_range
 from restyle.settings import Settings, get_settings
+from restyle.storage import InvalidStorageUrl, StorageUnavailable, open_storage
 
 if TYPE_CHECKING:
     import uvicorn
@@ -39,6 +41,10 @@ API_GRACE_SECONDS = 5
 API_KEEP_ALIVE_SECONDS = 5
 WORKER_NICENESS = 10
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# A setting that validates but names a store that cannot be used now (as opposed to a malformed one: 2).
+EXIT_STORAGE_UNUSABLE = 1
+
+Run = Callable[[argparse.Namespace], int]
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,6 +108,26 @@ def worker_argv(settings: Settings, concurrency: int, name: str | None = None) -
     ]
 
 
+def _needs_storage(run: Run) -> Run:
+    """``run``, once the configured storage has passed its check.
+
+    A directory that cannot be written, a missing bucket or refused credentials stop the process at once with
+    one line, instead of a service that looks healthy and fails every job (or answers 503 to every upload).
+    """
+
+    @functools.wraps(run)
+    def checked(args: argparse.Namespace) -> int:
+        try:
+            open_storage(get_settings()).check()
+        except (InvalidStorageUrl, StorageUnavailable) as error:
+            print(f"restyle: storage: {error}", file=sys.stderr)
+            return EXIT_STORAGE_UNUSABLE
+        return run(args)
+
+    return checked
+
+
+@_needs_storage
 def run_api(args: argparse.Namespace) -> int:
     """Serve the API in this process until interrupted."""
     settings = get_settings()
@@ -140,6 +166,7 @@ def _api_server(args: argparse.Namespace, settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+@_needs_storage
 def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in this process until it is shut down."""
     from worker.app import app
@@ -152,6 +179,7 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+@_needs_storage
 def run_up(args: argparse.Namespace) -> int:
     """A worker in a child process and the API in this one; Ctrl-C or SIGTERM stops both and exits 0.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -114,6 +115,31 @@ class JobStore:
     def release(self, record: JobRecord) -> bool:
         """Make an admitted job claimable (its files are stored); False if it already left the queue."""
         return self.ledger.queue.release(record)
+
+    def withdraw(self, record: JobRecord, idempotency_key: str | None = None) -> None:
+        """Forget an admitted job that was never released, because its files could not be stored.
+
+        The submitter was refused and never learnt the job's id, so the job goes as if it had never been
+        admitted: record, indexes, the message it is owed, and its idempotency key (if it still names this job),
+        so that a retry with that key submits anew instead of replaying a job without inputs. A failed record
+        instead would be listed, counted, send its webhook and be replayed. Its retention entry stays: the purge
+        then removes whatever files it did store, should the caller fail to.
+        """
+        keys = self.keys
+        idempotency = keys.idempotency(record.owner, idempotency_key) if idempotency_key else None
+
+        def step(pipe: redis.client.Pipeline[bytes], _: JobRecord | None) -> None:
+            mapped = cast(bytes | None, pipe.get(idempotency)) if idempotency else None  # immediate while WATCHing
+            pipe.multi()
+            pipe.delete(keys.record(record.id), keys.cancel(record.id))
+            pipe.zrem(keys.owned(record.owner), record.id)
+            pipe.zrem(keys.unsent, record.id)
+            self.ledger.queue.leave(pipe, record)
+            if idempotency and mapped is not None and mapped.decode().partition(" ")[0] == record.id:
+                pipe.delete(idempotency)
+            pipe.execute()
+
+        self.ledger.transact(record.id, step, watch=[idempotency] if idempotency else [])
 
     def mark_sent(self, job_id: str) -> None:
         """The job's queue message is sent: it no longer needs ``claim_unsent``."""

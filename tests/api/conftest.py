@@ -1,5 +1,5 @@
 """Fixtures for the API tests: a server whose webhooks may go to public addresses only, APIs that hold a
-metrics token, and the API as a real ``restyle api`` process."""
+metrics token, APIs on a storage double, and the API as a real ``restyle api`` process."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from restyle.settings import Settings
+from restyle.storage import Storage
 from tests.conftest import ALICE, PATIENCE_SECONDS, REPO_ROOT, ApiServer, MakeSettings, settings_env
 from tests.restyle.cli.conftest import free_port
 
@@ -29,6 +32,22 @@ def strict_client(strict_api: ApiServer) -> Iterator[httpx.Client]:
     """Alice's client of the strict API."""
     with strict_api.client(ALICE) as http:
         yield http
+
+
+StartApiOn = Callable[[Settings, Storage], ApiServer]
+
+
+@pytest.fixture(scope="session")
+def start_api_on(start_api: Callable[[Settings], ApiServer]) -> StartApiOn:
+    """Start an API for some settings that keeps its files in ``storage`` (a double from ``storage_doubles``)
+    instead of the store its settings name."""
+
+    def start(settings: Settings, storage: Storage) -> ApiServer:
+        server = start_api(settings)
+        cast(FastAPI, server.server.config.app).state.services.storage = storage
+        return server
+
+    return start
 
 
 # The HTTP edge (metrics token, access log, connection limits) -------------------------------------------
@@ -53,17 +72,20 @@ class ApiProcess:
     """``restyle api`` in a process of its own on a free loopback port, its output (access log included) in a
     file: the server as deployed, with the protocol and limits that ``restyle.cli.serve`` configures."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, *, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+    ) -> None:
+        """``env`` replaces the environment made from ``settings`` (an API "on another host" gets its own)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
         restyle = Path(sys.executable).parent / "restyle"
         # Unbuffered: uvicorn writes its access log to stdout, which a file would otherwise hold back.
-        env = {**settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        env = {**(env or settings_env(settings)), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [str(restyle), "api", "--port", str(self.port)],
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,8 @@ import redis
 from core.params import StyleParams
 from restyle.jobs import JobStore, Reaper, Runs
 from restyle.settings import Settings
-from tests.api.conftest import METRICS_TOKEN, SCRAPER
+from tests.api.conftest import METRICS_TOKEN, SCRAPER, StartApiOn
+from tests.api.storage_doubles import OUTAGE_MESSAGE, UnavailableStorage
 from tests.conftest import ALICE, ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
 
 
@@ -30,6 +31,24 @@ def test_readyz_names_the_weights_the_workers_run(api: ApiServer, worker: Worker
     with api.client(key=None) as http:
         response = http.get("/readyz")
     assert response.json()["weights"] == ["random(seed=0)"]
+
+
+def test_readyz_names_the_storage(api: ApiServer, worker: WorkerProcess) -> None:
+    with api.client(key=None) as http:
+        response = http.get("/readyz")
+    assert response.json()["storage"] == f"file://{api.settings.storage_dir.resolve()}"
+
+
+def test_readyz_is_503_naming_a_storage_that_is_unavailable(
+    make_settings: MakeSettings, start_api_on: StartApiOn
+) -> None:
+    settings = make_settings()
+    api = start_api_on(settings, UnavailableStorage(settings.storage_dir, failing={"check"}))
+    with api.client(key=None) as http:
+        response = http.get("/readyz")
+    assert response.status_code == 503
+    where = f"file://{settings.storage_dir.resolve()}"
+    assert response.json()["detail"] == f"the storage at {where} is unavailable: {OUTAGE_MESSAGE}"
 
 
 def test_readyz_is_503_without_a_worker(idle_api: ApiServer) -> None:

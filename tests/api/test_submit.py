@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -11,7 +12,10 @@ import redis
 from PIL import Image
 
 from api.routes import jobs as job_routes
-from tests.conftest import ApiServer, WorkerProcess, finished, make_png, submit, wait_for
+from restyle.jobs import input_keys
+from restyle.settings import Settings
+from restyle.storage.local import LocalStorage
+from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, make_png, submit, wait_for
 
 
 def test_a_submitted_job_is_accepted_with_its_location(client: httpx.Client) -> None:
@@ -20,6 +24,20 @@ def test_a_submitted_job_is_accepted_with_its_location(client: httpx.Client) -> 
     job = response.json()
     assert job["status"] == "queued"
     assert response.headers["Location"].endswith(f"/v1/jobs/{job['id']}")
+
+
+def test_an_upload_spooled_to_disk_is_stored_byte_for_byte(
+    make_settings: MakeSettings, start_api: Callable[[Settings], ApiServer]
+) -> None:
+    settings = make_settings(max_upload_bytes=8 * 2**20)
+    noise = Image.frombytes("RGB", (800, 800), random.Random(7).randbytes(800 * 800 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, format="PNG")
+    photo = buffer.getvalue()  # about 1.9 MB: past the parser's 1 MB in-memory spool
+    with start_api(settings).client() as http:
+        job = submit(http, content=photo).json()
+    content_key, _ = input_keys(job["id"], 1)
+    assert LocalStorage(settings.storage_dir).get(content_key) == photo
 
 
 def test_a_job_runs_to_a_result_of_the_requested_size(client: httpx.Client, worker: WorkerProcess) -> None:

@@ -70,6 +70,8 @@ class Stack:
         self.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", str(UP_SECONDS))
 
     def down(self, *, volumes: bool = False) -> None:
+        """Stop and remove the containers (and with ``volumes`` the data), keeping their logs first."""
+        self.save_logs()
         self.compose("down", *(["--volumes"] if volumes else []))
 
     def exec(self, service: str, *command: str, check: bool = True) -> str:
@@ -86,7 +88,9 @@ class Stack:
         return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
 
     def save_logs(self) -> None:
-        self.log_path.write_text(self.compose("logs", "--no-color", "--timestamps", check=False))
+        """Append the containers' logs to the stack's log (a ``down`` would take them away)."""
+        with self.log_path.open("a") as log:
+            log.write(self.compose("logs", "--no-color", "--timestamps", check=False))
 
 
 @pytest.fixture(scope="session")
@@ -101,11 +105,11 @@ def stack() -> Iterator[Stack]:
     }
     log_path = REPO_ROOT / "var" / "compose-test" / "stack.log"
     running = Stack(shlex.split(os.environ["RESTYLE_COMPOSE_COMMAND"]), environment, log_path)
+    log_path.unlink(missing_ok=True)
     try:
         running.up()
         yield running
     finally:
-        running.save_logs()
         running.down(volumes=True)
 
 

@@ -1,8 +1,13 @@
-"""Decoding untrusted bytes: every usable kind of picture comes out as upright RGB, every bad one as a typed error."""
+"""Decoding untrusted bytes or files: every usable kind of picture comes out as upright RGB, every bad one as a
+typed error."""
 
 from __future__ import annotations
 
 import io
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
 
 import numpy
 import pytest
@@ -93,6 +98,36 @@ def test_animation_gives_its_first_frame() -> None:
 def test_results_encode_in_each_output_format(fmt: str, photo: Image.Image) -> None:
     data = encode_image(photo, fmt)  # type: ignore[arg-type]
     assert Image.open(io.BytesIO(data)).get_format_mimetype() == MEDIA_TYPES[fmt]
+
+
+@contextmanager
+def spooled(data: bytes) -> Iterator[IO[bytes]]:
+    """``data`` in a file that has spilled to disk, as an upload larger than the API's spool arrives, left at
+    its end (as the multipart parser leaves it)."""
+    with tempfile.SpooledTemporaryFile(max_size=16) as file:
+        file.write(data)
+        yield file
+
+
+def test_a_file_decodes_as_its_bytes_do(photo: Image.Image) -> None:
+    with spooled(encoded(photo, "JPEG")) as file:
+        assert decode_image(file).tobytes() == decode_image(encoded(photo, "JPEG")).tobytes()
+
+
+def test_an_empty_file_is_not_an_image() -> None:
+    with spooled(b"") as file, pytest.raises(NotAnImage, match="content is empty"):
+        decode_image(file, name="content")
+
+
+def test_a_truncated_file_is_reported() -> None:
+    data = encoded(make_photo(64, 64))
+    with spooled(data[: len(data) // 2]) as file, pytest.raises(TruncatedImage, match="truncated"):
+        decode_image(file)
+
+
+def test_a_file_declaring_too_many_pixels_is_refused_before_decoding() -> None:
+    with spooled(encoded(Image.new("1", (6000, 6000)))) as file, pytest.raises(ImageTooLarge, match="36,000,000"):
+        decode_image(file, max_pixels=10_000_000)
 
 
 def test_png_output_is_lossless(photo: Image.Image) -> None:

@@ -1,5 +1,5 @@
-"""Fixtures for the worker's tests: a Redis of the test's own, which the test may kill and start again, and a
-worker that cannot load its network.
+"""Fixtures for the worker's tests: a Redis of the test's own, which the test may kill and start again, a
+worker that cannot load its network, and jobs written straight into the store.
 
 The shared Redis must never go down (other tests and other people use it), so tests of what a Redis outage
 does run against a private ``redis-server`` instead.
@@ -13,12 +13,18 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.conftest import PATIENCE_SECONDS, MakeSettings, WorkerProcess
+from api.deps import owner_of
+from core.params import StyleParams
+from restyle.jobs import JobProgress, JobRecord, JobStore, input_keys, new_job_id
+from restyle.settings import Settings
+from restyle.storage import open_storage
+from tests.conftest import ALICE, PATIENCE_SECONDS, MakeSettings, WorkerProcess
 
 # Below Linux's ephemeral range (32768–60999 by default): a client retrying a connection to a port inside that
 # range while nothing listens can be given that very port as its own source port and connect to itself (TCP
@@ -127,3 +133,25 @@ def networkless_worker(make_settings: MakeSettings, tmp_path: Path) -> Iterator[
         yield worker
     finally:
         worker.stop()
+
+
+def record_job(settings: Settings, store: JobStore, content: bytes | None, style: bytes) -> JobRecord:
+    """Store the inputs (no content file when ``content`` is None) and admit a tiny job of Alice's for them; it
+    is claimable once released, as the API releases a job once its files are stored."""
+    job_id = new_job_id()
+    storage = open_storage(settings)
+    content_key, style_keys = input_keys(job_id, 1)
+    if content is not None:
+        storage.put(content_key, content)
+    storage.put(style_keys[0], style)
+    params = StyleParams(size=32, iterations=3)
+    record = JobRecord(
+        id=job_id,
+        owner=owner_of(ALICE),
+        params=params,
+        style_count=1,
+        progress=JobProgress(total=params.iterations),
+        created_at=datetime.now(UTC),
+    )
+    store.create(record)
+    return record

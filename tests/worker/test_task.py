@@ -7,19 +7,16 @@ the API would refuse to create.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 import redis
 
-from api.deps import owner_of
-from core.params import StyleParams
 from restyle.broker import create_celery, enqueue
-from restyle.jobs import JobProgress, JobRecord, JobStore, input_keys, new_job_id
+from restyle.jobs import JobStore
 from restyle.settings import Settings
-from restyle.storage import open_storage
-from tests.conftest import ALICE, ApiServer, MakeSettings, WorkerProcess, finished, make_png, submit, wait_for
+from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, make_png, submit, wait_for
+from tests.worker.conftest import record_job
 
 
 @pytest.fixture
@@ -33,27 +30,12 @@ def queue_job(settings: Settings, store: JobStore, content: bytes | None, style:
     ``send``: False records the job without releasing it or sending its message, as an API that died in
     between would.
     """
-    job_id = new_job_id()
-    storage = open_storage(settings)
-    content_key, style_keys = input_keys(job_id, 1)
-    if content is not None:
-        storage.put(content_key, content)
-    storage.put(style_keys[0], style)
-    params = StyleParams(size=32, iterations=3)
-    record = JobRecord(
-        id=job_id,
-        owner=owner_of(ALICE),
-        params=params,
-        style_count=1,
-        progress=JobProgress(total=params.iterations),
-        created_at=datetime.now(UTC),
-    )
-    store.create(record)
+    record = record_job(settings, store, content, style)
     if send:
         store.release(record)
         enqueue(create_celery(settings), settings)
-        store.mark_sent(job_id)
-    return job_id
+        store.mark_sent(record.id)
+    return record.id
 
 
 def test_an_engine_error_fails_the_job_with_its_code_and_message(

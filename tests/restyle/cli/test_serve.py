@@ -203,6 +203,59 @@ def api_process(make_settings: MakeSettings, tmp_path: Path) -> Iterator[ApiProc
     process.stop()
 
 
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory this process may not create files in: a read-only one, or sysfs for root, whom file
+    permissions do not stop."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("needs Linux's permissions and sysfs")
+    if os.geteuid() == 0:
+        return Path("/sys")
+    directory = tmp_path / "read-only"
+    directory.mkdir(mode=0o500)
+    return directory
+
+
+def run_restyle(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``restyle ARGV`` to its end (a service that does not stop at once fails the test at the timeout)."""
+    restyle = Path(sys.executable).parent / "restyle"
+    return subprocess.run(
+        [str(restyle), *argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=PATIENCE_SECONDS
+    )
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "up"])
+def test_a_storage_directory_that_cannot_be_written_stops_a_service_at_once_with_one_line(
+    command: str, make_settings: MakeSettings, unwritable_dir: Path
+) -> None:
+    ports = [] if command == "worker" else ["--port", str(free_port())]
+    ended = run_restyle([command, *ports], settings_env(make_settings(storage_dir=unwritable_dir)))
+    assert ended.returncode == 1
+    assert ended.stderr.splitlines() == [
+        f"restyle: storage: storage directory {unwritable_dir} is not writable: Permission denied"
+    ]
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_a_missing_bucket_stops_a_service_at_once_with_one_line_naming_it(
+    command: str, s3_settings: Settings, s3_env: dict[str, str]
+) -> None:
+    ports = [] if command == "worker" else ["--port", str(free_port())]
+    env = settings_env(s3_settings) | s3_env | {"RESTYLE_STORAGE_URL": "s3://no-such-bucket-here/restyle"}
+    ended = run_restyle([command, *ports], env)
+    assert ended.returncode == 1
+    (line,) = ended.stderr.splitlines()
+    assert line.startswith("restyle: storage: ") and "no-such-bucket-here" in line
+
+
+def test_a_storage_url_of_an_unknown_kind_stops_the_api_at_once_naming_the_setting(make_settings: MakeSettings) -> None:
+    env = {**settings_env(make_settings()), "RESTYLE_STORAGE_URL": "ftp://files.example/restyle"}
+    ended = run_restyle(["api", "--port", str(free_port())], env)
+    assert ended.returncode == 2
+    (line,) = ended.stderr.splitlines()
+    assert line.startswith("restyle: error: RESTYLE_STORAGE_URL: ")
+
+
 def test_sigterm_stops_the_api_with_status_0(api_process: ApiProcess) -> None:
     # `docker stop` sends SIGTERM: a clean stop must not read as a crash (status 143) to Docker or systemd.
     api_process.process.send_signal(signal.SIGTERM)

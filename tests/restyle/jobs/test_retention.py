@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from restyle.jobs import JobStore, Runs, input_keys, purge_expired
-from restyle.storage import LocalStorage
+from restyle.storage import Storage
+from restyle.storage.local import LocalStorage
 from tests.restyle.conftest import OWNER
 from tests.restyle.jobs.conftest import claimed, queued
 
@@ -16,9 +17,8 @@ def later(store: JobStore) -> float:
 
 
 def test_retention_removes_finished_jobs_and_the_files_of_all_their_runs(
-    store: JobStore, runs: Runs, tmp_path: Path
+    store: JobStore, runs: Runs, storage: Storage
 ) -> None:
-    storage = LocalStorage(tmp_path)
     run = claimed(store, runs)
     content, styles = input_keys(run.job_id, 1)
     files = [content, *styles, run.result_key, run.preview_key, f"jobs/{run.job_id}/result-0"]

@@ -1,12 +1,26 @@
-"""JobStore: submitting, reading, listing and cancelling jobs, idempotency, unsent messages and counters."""
+"""JobStore: submitting, withdrawing, reading, listing and cancelling jobs, idempotency, unsent messages and
+counters."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound, JobPublic, JobStore, Runs, new_job_id
+from restyle.jobs import (
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    JobPublic,
+    JobStore,
+    Limits,
+    Runs,
+    input_keys,
+    new_job_id,
+    purge_expired,
+)
+from restyle.storage.local import LocalStorage
 from tests.restyle.conftest import OWNER, new_record
 from tests.restyle.jobs.conftest import claimed, queued
 
@@ -91,6 +105,51 @@ def test_an_unsent_job_whose_claimer_died_is_claimed_again_later(store: JobStore
     later = time.time() + 61
     store.claim_unsent(older_than=60, now=later)
     assert store.claim_unsent(older_than=60, now=later + 61) == [record.id]
+
+
+def test_a_withdrawn_job_is_gone(store: JobStore) -> None:
+    record, _ = store.create(new_record())
+    store.withdraw(record)
+    assert store.get(record.id) is None
+    assert store.list_owned(OWNER, limit=10).jobs == []
+
+
+def test_a_withdrawn_job_leaves_the_queue_and_owes_no_message(store: JobStore) -> None:
+    record, _ = store.create(new_record())
+    store.withdraw(record)
+    assert store.queue_depth() == 0
+    assert store.claim_unsent(older_than=60, now=time.time() + 61) == []
+
+
+def test_a_withdrawn_job_no_longer_counts_against_its_keys_limit(store: JobStore) -> None:
+    record, _ = store.create(new_record(), limits=Limits(per_key=1))
+    store.withdraw(record)
+    _, created = store.create(new_record(), limits=Limits(per_key=1))
+    assert created
+
+
+def test_a_withdrawn_jobs_idempotency_key_makes_a_new_job(store: JobStore) -> None:
+    record, _ = store.create(new_record(), "key-1", "request-a")
+    store.withdraw(record, "key-1")
+    again, created = store.create(new_record(), "key-1", "request-a")
+    assert created and again.id != record.id
+
+
+def test_withdrawing_a_job_leaves_an_idempotency_key_that_names_another_job(store: JobStore) -> None:
+    kept, _ = store.create(new_record(), "key-1", "request-a")
+    withdrawn, _ = store.create(new_record())
+    store.withdraw(withdrawn, "key-1")
+    assert store.find_idempotent(OWNER, "key-1", "request-a") == kept
+
+
+def test_the_files_of_a_withdrawn_job_are_removed_by_the_retention_purge(store: JobStore, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    record, _ = store.create(new_record())
+    content, _ = input_keys(record.id, 1)
+    storage.put(content, b"stored before the storage failed")
+    store.withdraw(record)
+    purge_expired(store.ledger, storage, now=time.time() + store.ledger.retention_seconds + 1)
+    assert not storage.exists(content)
 
 
 def test_jobs_are_listed_newest_first_in_pages(store: JobStore) -> None:
