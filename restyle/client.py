@@ -365,7 +365,9 @@ class Client:
 
     def result(self, job_id: str) -> bytes:
         """The finished image's bytes (PNG unless ``output_format`` said otherwise); ``Conflict`` before then."""
-        response = self._http.get(f"/v1/jobs/{job_id}/result")
+        # A service with RESTYLE_RESULT_REDIRECT answers 307 to a presigned URL of its object store; httpx
+        # drops the API key when it follows a redirect to another origin.
+        response = self._http.get(f"/v1/jobs/{job_id}/result", follow_redirects=True)
         _raise_for_problem(response)
         return response.content
 

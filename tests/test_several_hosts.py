@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from restyle.client import Client
 from restyle.jobs import JobStore
 from restyle.jobs.retention import purge_expired
 from restyle.settings import Settings
@@ -160,6 +161,15 @@ def test_a_result_downloads_streamed_and_through_a_presigned_redirect(cluster: C
     assert presigned.content == streamed.content
     assert presigned.headers["Content-Type"] == "image/png"
     assert job["result_url"].startswith(cluster.redirecting_api.url)
+
+
+def test_the_python_client_follows_the_redirect_to_the_store(cluster: Cluster) -> None:
+    with cluster.client() as http:
+        job_id = submit(http, size="48", iterations="5").json()["id"]
+        wait_for(http, job_id, succeeded)
+        streamed = http.get(f"/v1/jobs/{job_id}/result").content
+    with Client(cluster.redirecting_api.url, api_key=ALICE) as client:
+        assert client.result(job_id) == streamed
 
 
 def test_retention_removes_a_jobs_objects_from_the_bucket(
