@@ -108,29 +108,34 @@ standin_debian() {
   echo "$tag"
 }
 
+# Build image $1 from the Dockerfile on standard input, unless it exists; print its tag.
+standin_image() {
+  local tag=$1
+  docker image inspect "$tag" >/dev/null 2>&1 || docker build -q -t "$tag" - >/dev/null 2>"$STATE/standin.log" \
+    || fail "cannot build $tag: $(tail -n 1 "$STATE/standin.log")"
+  echo "$tag"
+}
+
 # Debian's python3 (3.11 on bookworm) where the official image has its own build: pip installs system-wide
 # as there, so the EXTERNALLY-MANAGED marker goes.
 standin_python() {
-  local tag=$STANDIN/python:3.11-bookworm debian
+  local debian
   debian=$(standin_debian)
-  docker image inspect "$tag" >/dev/null 2>&1 || docker build -q -t "$tag" - >/dev/null 2>"$STATE/standin.log" <<EOF \
-    || fail "cannot build $tag: $(tail -n 1 "$STATE/standin.log")"
+  standin_image "$STANDIN/python:3.11-bookworm" <<EOF
 FROM $debian
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       python3 python3-pip python-is-python3 && rm -rf /var/lib/apt/lists/* \
     && rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED
 ENV LANG=C.UTF-8
 EOF
-  echo "$tag"
 }
 
 # Debian's redis-server, run as its own user in /data like the official image. Protected mode off, as the
 # official image's entrypoint does: without a password it would refuse the other containers.
 standin_redis() {
-  local tag=$STANDIN/redis:bookworm debian
+  local debian
   debian=$(standin_debian)
-  docker image inspect "$tag" >/dev/null 2>&1 || docker build -q -t "$tag" - >/dev/null 2>"$STATE/standin.log" <<EOF \
-    || fail "cannot build $tag: $(tail -n 1 "$STATE/standin.log")"
+  standin_image "$STANDIN/redis:bookworm" <<EOF
 FROM $debian
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server \
     && rm -rf /var/lib/apt/lists/* && mkdir /data && chown redis:redis /data \
@@ -141,7 +146,6 @@ USER redis
 ENTRYPOINT ["standin-entrypoint"]
 CMD ["redis-server"]
 EOF
-  echo "$tag"
 }
 
 # This machine's local pip indexes (file:// extra-index-urls), where the pinned torch wheels may lie.

@@ -330,6 +330,12 @@ def running_with_progress(job: Json) -> bool:
     return job["status"] == "running" and job["progress"]["iteration"] >= 1
 
 
+def succeeded(job: Json) -> bool:
+    """Whether the job has succeeded; a job that failed or was canceled fails the test at once, with the job."""
+    assert job["status"] in ("queued", "running", "succeeded"), job
+    return bool(job["status"] == "succeeded")
+
+
 # Webhook receiver -----------------------------------------------------------------------------------------
 
 
@@ -389,8 +395,8 @@ S3_SECRET_KEY = "restyle-test-secret"
 
 
 def free_port() -> int:
-    """A loopback port that nobody listened on a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 

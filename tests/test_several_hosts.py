@@ -25,13 +25,13 @@ from restyle.storage.s3 import S3Storage
 from tests.api.conftest import ApiProcess
 from tests.conftest import (
     ALICE,
-    Json,
     S3Server,
     WorkerProcess,
     finished,
     running_with_progress,
     settings_env,
     submit,
+    succeeded,
     wait_for,
 )
 from tests.tcp_proxy import TcpProxy
@@ -105,11 +105,6 @@ def cluster(
     finally:
         for process in started:
             process.stop()
-
-
-def succeeded(job: Json) -> bool:
-    assert job["status"] in ("queued", "running", "succeeded"), job
-    return bool(job["status"] == "succeeded")
 
 
 def objects(s3_server: S3Server, settings: Settings) -> list[str]:

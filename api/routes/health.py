@@ -23,7 +23,7 @@ class Readiness(BaseModel):
     redis: str = Field(examples=["ok"])
     storage: str = Field(
         description="Where uploads and results live (`RESTYLE_STORAGE_URL`, else `RESTYLE_STORAGE_DIR`), just "
-        "checked to be writable and readable.",
+        "checked: a directory must take a file, a bucket must answer to the credentials.",
         examples=["s3://restyle-jobs/production"],
     )
     workers: list[str] = Field(description="Workers with a recent heartbeat.", examples=[["celery@gpu-1"]])
@@ -45,7 +45,7 @@ def healthz() -> Health:
 
 @router.get("/readyz", summary="Readiness", response_model=Readiness, responses=documented(503))
 async def readyz(services: ServicesDep) -> Readiness:
-    """Redis answers, the storage can be written and read, and at least one worker has a recent heartbeat;
+    """Redis answers, the storage passes its check, and at least one worker has a recent heartbeat;
     `503` naming what is missing otherwise."""
     window = alive_window(services.settings.heartbeat_seconds)
 

@@ -17,8 +17,7 @@ from pydantic import SecretStr
 
 from restyle.settings import Settings
 from restyle.storage import Storage
-from tests.conftest import ALICE, PATIENCE_SECONDS, REPO_ROOT, ApiServer, MakeSettings, settings_env
-from tests.restyle.cli.conftest import free_port
+from tests.conftest import ALICE, PATIENCE_SECONDS, REPO_ROOT, ApiServer, MakeSettings, free_port, settings_env
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, Json, make_png
+from tests.conftest import REPO_ROOT, Json, free_port
+from tests.conftest import submit as post_job
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml", "tests/compose/docker-compose.test.yml")
 PROJECT = "restyle-compose-test"
@@ -119,20 +119,9 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def submit(http: httpx.Client, fields: dict[str, str]) -> str:
-    """POST a generated photo and painting; the new job's id."""
-    files = [
-        ("content", ("photo.png", make_png(96, 80), "image/png")),
-        ("style", ("painting.png", make_png(80, 80, seed=1), "image/png")),
-    ]
-    response = http.post("/v1/jobs", data=fields, files=files)
+def submit(http: httpx.Client, fields: dict[str, Any]) -> str:
+    """POST a generated photo and painting (the suite's ``submit``); the new job's id."""
+    response = post_job(http, **fields)
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id

@@ -19,15 +19,10 @@ from tests.compose.conftest import (
     submit,
     wait_for,
 )
-from tests.conftest import Json, finished, make_png, running_with_progress
+from tests.conftest import finished, make_png, running_with_progress, succeeded
 
 RESTYLE_UID = "10001"  # the Dockerfile's unprivileged user
 RESTYLE_SERVICES = ("api", "worker", "flower")
-
-
-def succeeded(job: Json) -> bool:
-    assert job["status"] in ("queued", "running", "succeeded"), job
-    return bool(job["status"] == "succeeded")
 
 
 def test_every_healthcheck_turns_healthy(stack: Stack) -> None:

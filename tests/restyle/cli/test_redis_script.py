@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import PATIENCE_SECONDS, REPO_ROOT
-from tests.restyle.cli.conftest import free_port
+from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, free_port
 
 SCRIPT = REPO_ROOT / "scripts" / "redis.sh"
 

@@ -30,8 +30,7 @@ from restyle.cli.serve import (
 )
 from restyle.settings import Settings
 from tests.api.conftest import ApiProcess
-from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, MakeSettings, settings_env, submit, wait_for
-from tests.restyle.cli.conftest import free_port
+from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, MakeSettings, free_port, settings_env, submit, wait_for
 
 
 def test_api_listens_where_it_is_told() -> None:
