@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -19,7 +20,7 @@ from api.access_log import install_access_log_redaction
 from api.deps import Services, owner_of
 from api.metrics import RequestMetrics, ServiceMetrics
 from api.routes import health, jobs, metrics, page
-from api.uploads import UploadLimit
+from api.uploads import UploadLimit, cap_size
 from restyle.broker import create_celery
 from restyle.jobs import JobStore
 from restyle.settings import Settings, get_settings
@@ -87,5 +88,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=services.metrics)
     for module in (jobs, health, metrics, page):
         app.include_router(module.router)
+    _document_size_cap(app, services.settings.max_size)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR, check_dir=False), name="static")
     return app
+
+
+def _document_size_cap(app: FastAPI, max_size: int) -> None:
+    """The routes' schema comes from StyleParams at import; this server's ``size`` cap is added per app, the
+    way FastAPI documents for extending the schema (replacing ``app.openapi``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = generate()
+            cap_size(app.openapi_schema, max_size)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -59,10 +59,13 @@ class Problem(Exception):
     code = "bad_request"
     title = "Bad request"
 
-    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, errors: Sequence[FieldError] = ()
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = dict(headers or {})
+        self.errors = list(errors)
 
 
 class Unauthorized(Problem):
@@ -101,7 +104,13 @@ class InvalidUpload(Problem):
 
 
 class InvalidField(Problem):
+    """A form field the parameter model accepts but this request or server cannot; answered in the shape of the
+    model's own refusals (``detail`` starts with the field, ``errors`` names it), so clients handle both alike."""
+
     status, code, title = 422, "invalid_parameters", "Invalid parameters"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", errors=[FieldError(field=field, message=message)])
 
 
 class NotReady(Problem):
@@ -159,7 +168,9 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, error: Problem) -> JSONResponse:
-        return respond(request, error.status, error.code, error.title, error.detail, headers=error.headers)
+        return respond(
+            request, error.status, error.code, error.title, error.detail, headers=error.headers, errors=error.errors
+        )
 
     @app.exception_handler(InvalidImage)
     async def _invalid_image(request: Request, error: InvalidImage) -> JSONResponse:

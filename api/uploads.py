@@ -176,7 +176,7 @@ async def read_form(request: Request) -> RawSubmission:
         if isinstance(value, UploadFile):
             continue
         if key in fields:
-            raise InvalidField(f"{key}: give this field once")
+            raise InvalidField(key, "give this field once")
         fields[key] = value
     return RawSubmission(content=contents[0], styles=styles, fields=fields)
 
@@ -189,14 +189,19 @@ def _files(form: FormData, name: str) -> list[UploadFile]:
     return [value for value in values if isinstance(value, UploadFile)]
 
 
-def validate(raw: RawSubmission, *, max_pixels: int, webhooks: WebhookPolicy | None) -> Submission:
-    """Check parameters, pictures and the webhook URL (``webhooks`` None: webhooks are off); slow (it decodes
-    every image and may ask DNS about the webhook host), so call it off the event loop."""
+def validate(raw: RawSubmission, *, max_pixels: int, max_size: int, webhooks: WebhookPolicy | None) -> Submission:
+    """Check parameters (``size`` up to this server's ``max_size``), pictures and the webhook URL (``webhooks``
+    None: webhooks are off); slow (it decodes every image and may ask DNS about the webhook host), so call it off
+    the event loop."""
     values: dict[str, Any] = dict(raw.fields)
     webhook_url = values.pop(WEBHOOK_FIELD, None) or None
     if webhook_url is not None:
         _check_webhook(webhook_url, webhooks)
     params = StyleParams.from_mapping(values)
+    if params.size > max_size:
+        raise InvalidField(
+            "size", f"{params.size} px is over this server's limit of {max_size} px (its RESTYLE_MAX_SIZE)"
+        )
     params.blend_weights(len(raw.styles))
     content_name = f"content ({raw.content.filename or 'unnamed'})"
     style_names = [f"style {index} ({upload.filename or 'unnamed'})" for index, upload in enumerate(raw.styles, 1)]
@@ -217,7 +222,7 @@ def _check_webhook(url: str, policy: WebhookPolicy | None) -> None:
     need not be the worker's; the dispatcher checks the host again at every attempt, which is what protects.
     """
     if policy is None:
-        raise InvalidField(f"{WEBHOOK_FIELD}: webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET)")
+        raise InvalidField(WEBHOOK_FIELD, "webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET)")
     with contextlib.suppress(UnresolvedWebhookHost):
         policy.target(url)
 
@@ -237,8 +242,11 @@ def form_schema() -> dict[str, Any]:
     for name, schema in StyleParams.model_json_schema()["properties"].items():
         info = StyleParams.model_fields[name]
         default = info.get_default(call_default_factory=True)
-        if "type" in schema and schema["type"] not in ("object", "array"):
+        if _is_scalar(schema):
             properties[name] = schema
+        elif _is_scalar(branch := _not_null(schema)):
+            # A form cannot send null: the field is left out instead, so it is documented without a default.
+            properties[name] = {**branch, **{key: value for key, value in schema.items() if key not in _NULLABLE_KEYS}}
         else:  # mappings and lists travel as text in a form: 'relu1_1:1,relu2_1:0.5', '3,1'
             properties[name] = {
                 "type": "string",
@@ -263,6 +271,28 @@ def form_schema() -> dict[str, Any]:
             },
         }
     }
+
+
+_NULLABLE_KEYS = ("anyOf", "default")
+
+
+def _is_scalar(schema: dict[str, Any]) -> bool:
+    return schema.get("type") not in (None, "object", "array")
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The one non-null branch of a nullable field's schema (``bool | None``), or {} for any other schema."""
+    branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
+    return branches[0] if len(branches) == 1 else {}
+
+
+def cap_size(openapi: dict[str, Any], max_size: int) -> None:
+    """Document this server's ``size`` limit (RESTYLE_MAX_SIZE) in its OpenAPI document, in place: the page
+    offers the sizes that document allows, and clients read the limit there rather than from a 422."""
+    form = openapi["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    size = form["properties"]["size"]
+    size["maximum"] = max_size
+    size["description"] = f"{size['description']} This server accepts up to {max_size} px (RESTYLE_MAX_SIZE)."
 
 
 def _as_form_text(value: Any) -> str:

@@ -24,7 +24,8 @@ from PIL import Image
 from torchvision.models import vgg19
 from torchvision.transforms.functional import pil_to_tensor
 
-from core.engine import LBFGS_HISTORY, Progress, stylize
+from core.budget import FULL_HISTORY as LBFGS_HISTORY
+from core.engine import Progress, stylize
 from core.images import decode_image, fit_longest_side
 from core.losses import relative_error, tv_loss
 from core.params import LAYER_NAMES, VGG19_CONFIG, StyleParams

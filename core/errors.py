@@ -10,6 +10,7 @@ The hierarchy, drawn as a tree::
     │   └── ImageTooSmall       a side shorter than the network can see
     ├── InvalidRequest          parameters that are valid alone but not together (e.g. blend vs styles)
     ├── DeviceUnavailable       the requested torch device is not a device, or not on this machine
+    ├── MemoryBudgetTooSmall    not even the smallest tile of the picture fits the memory budget
     ├── WeightsError            the VGG19 weights cannot be loaded
     │   ├── WeightsNotFound     the requested weights are not on this machine
     │   └── WeightsMismatch     the file is not a VGG19 state dict of the right shape
@@ -72,6 +73,12 @@ class DeviceUnavailable(RestyleError):
     """The torch device named in the request or the settings cannot run the engine here (no CUDA, bad name)."""
 
     code = "device_unavailable"
+
+
+class MemoryBudgetTooSmall(RestyleError):
+    """The run cannot be bounded by the memory budget: found before any work, so nothing is half done."""
+
+    code = "memory_budget_too_small"
 
 
 class WeightsError(RestyleError):

@@ -52,6 +52,13 @@ def _layer_names() -> tuple[str, ...]:
 
 LAYER_NAMES = _layer_names()
 MAX_STYLES = 4
+# The largest picture the engine makes; tiling keeps it within a memory budget (see core.budget).
+MAX_SIZE = 4096
+# Above this size an unset ``multiscale`` means coarse-to-fine. Gatys et al. (CVPR 2017, "Controlling
+# perceptual factors") spend most iterations at the lower scales of a large picture: its structures settle
+# there, and each final-size iteration costs several coarse ones. Measured here at 512 and 1024 px, a single
+# scale reached a lower loss for the time, so smaller pictures keep it.
+COARSE_TO_FINE_ABOVE = 1024
 
 
 def _parse_layer_weights(value: Any) -> Any:
@@ -97,7 +104,7 @@ class StyleParams(BaseModel):
     iterations: int = Field(
         300, ge=1, le=5000, description="Optimiser steps over all scales (one forward+backward each)."
     )
-    size: int = Field(512, ge=32, le=2048, description="Longest side of the result, in pixels.")
+    size: int = Field(512, ge=32, le=MAX_SIZE, description="Longest side of the result, in pixels.")
     style_scale: float = Field(
         1.0,
         ge=0.1,
@@ -123,11 +130,13 @@ class StyleParams(BaseModel):
     learning_rate: float = Field(
         0.02, gt=0, le=10, description="Adam's step size in pixel units (0–1 scale); L-BFGS ignores it."
     )
-    multiscale: bool = Field(
-        False,
+    multiscale: bool | None = Field(
+        None,
         description=(
-            "Optimise coarse-to-fine: larger brush strokes and structures, at a higher loss for the same time "
-            "(measured at 512 and 1024 px), so it is a look to choose, not a speed-up."
+            f"Optimise coarse-to-fine. Omitted (null): automatic, on above {COARSE_TO_FINE_ABOVE} px, where the "
+            "final-size iterations are the expensive ones and structures settle at the coarse scales anyway. Up to "
+            f"{COARSE_TO_FINE_ABOVE} px it gives larger brush strokes at a higher loss for the same time, a look to "
+            "choose rather than a speed-up."
         ),
     )
     preserve_colors: Literal["none", "luminance", "histogram"] = Field(
@@ -142,7 +151,8 @@ class StyleParams(BaseModel):
         ge=0,
         le=2**31 - 1,
         description=(
-            "Seeds the noise start (init=noise); the same seed, parameters and CPU thread count give the same bytes."
+            "Seeds the noise start (init=noise); the same seed, parameters, CPU thread count and tiling (which the "
+            "memory budget sets) give the same bytes."
         ),
     )
     output_format: Literal["png", "jpeg", "webp"] = Field("png", description="Encoding of the result.")
@@ -172,6 +182,11 @@ class StyleParams(BaseModel):
         each pooling stage on the way halves it."""
         deepest = max(LAYER_NAMES.index(name) for name in (*self.content_layers, *self.style_layers))
         return 2 ** sum(name.startswith("pool") for name in LAYER_NAMES[: deepest + 1])
+
+    @property
+    def coarse_to_fine(self) -> bool:
+        """Whether the run goes coarse-to-fine: as ``multiscale`` asks, or automatically for large pictures."""
+        return self.size > COARSE_TO_FINE_ABOVE if self.multiscale is None else self.multiscale
 
     def blend_weights(self, n_styles: int) -> list[float]:
         """Normalised per-style weights for ``n_styles`` images; raises if the blend does not fit them."""

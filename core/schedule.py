@@ -35,7 +35,7 @@ class Stage:
 def plan_stages(params: StyleParams) -> list[Stage]:
     """Split the iteration budget over sizes halving from the final one, coarsest first."""
     sizes = [params.size]
-    while params.multiscale and sizes[0] // 2 >= MIN_COARSE_SIDE:
+    while params.coarse_to_fine and sizes[0] // 2 >= MIN_COARSE_SIDE:
         sizes.insert(0, sizes[0] // 2)
     if len(sizes) == 1:
         return [Stage(params.size, params.iterations)]

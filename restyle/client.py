@@ -59,11 +59,16 @@ class _Wire(BaseModel):
 
 
 class JobProgress(_Wire):
-    """How far the optimisation is: iterations done of the total."""
+    """How far the optimisation is: iterations done of the total, the stage (1-based) of ``stages`` and its
+    ``size`` in pixels, and the estimated seconds left (None while unknown, or from an older service)."""
 
     iteration: int = 0
     total: int
     percent: float = 0.0
+    stage: int | None = None
+    stages: int | None = None
+    size: int | None = None
+    remaining_seconds: float | None = None
 
 
 class JobError(_Wire):

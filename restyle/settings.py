@@ -14,6 +14,9 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.params import MAX_SIZE
+from core.units import parse_bytes
+
 # s3://bucket or s3://bucket/prefix, with a bucket name as S3 allows it.
 _S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
 
@@ -27,6 +30,18 @@ class Settings(BaseSettings):
     weights: str = Field("auto", description="VGG19 weights: auto | imagenet | random | PATH | caffe:PATH.")
     device: str | None = Field(
         None, description="Torch device for the worker (cpu, cuda, cuda:1); default: CUDA if present."
+    )
+    memory_budget: int | None = Field(
+        None,
+        description="Memory a run may take, counting what the worker process holds already, as bytes or 8GiB, "
+        "512MiB, 8GB; larger pictures are optimised in tiles to stay within it. Default: the engine's, from the "
+        "worker's machine.",
+    )
+    max_size: int = Field(
+        2048,
+        ge=32,
+        le=MAX_SIZE,
+        description="Largest `size` this service accepts; pick what your hardware serves in time.",
     )
 
     # Redis, Celery and storage
@@ -143,6 +158,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _is_byte_count(cls, value: Any) -> Any:
+        """``8GiB`` in the environment, or a number of bytes; refused at start-up, not by the first big job."""
+        return value if value is None else parse_bytes(value)
 
     @field_validator("webhook_allow_hosts")
     @classmethod

@@ -131,6 +131,7 @@ def _execute(state: Runtime, run: Run, report: Report) -> Stylized:
         is_cancelled=report.should_stop,
         on_snapshot=report.snapshot if settings.snapshot_every else None,
         snapshot_every=settings.snapshot_every,
+        memory_budget=settings.memory_budget,
     )
     state.storage.put(run.result_key, encode_image(result.image, record.params.output_format))
     return result
@@ -188,7 +189,15 @@ class Report:
             return
         self._last_write = now
         try:
-            self.run.report_progress(progress.iteration, progress.total, progress.losses)
+            self.run.report_progress(
+                progress.iteration,
+                progress.total,
+                progress.losses,
+                stage=progress.stage,
+                stages=progress.stages,
+                size=progress.size,
+                remaining_seconds=progress.remaining,
+            )
         except (InvalidTransition, JobNotFound):
             self.keeper.lost.set()  # fenced: the job is another run's (or gone); stop at the next iteration
         except redis.RedisError as error:

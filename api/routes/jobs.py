@@ -117,7 +117,9 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         replay = store.find_idempotent(owner, idempotency_key, fingerprint)
         if replay is not None:
             return replay, False
-    submission = validate(raw, max_pixels=settings.max_image_pixels, webhooks=services.webhooks)
+    submission = validate(
+        raw, max_pixels=settings.max_image_pixels, max_size=settings.max_size, webhooks=services.webhooks
+    )
     # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
     # process dies before queueing it; a worker then queues the job (``JobStore.claim_unsent``).
     job_id = new_job_id()

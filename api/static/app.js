@@ -9,7 +9,8 @@ const KEY_STORAGE = "restyle.apiKey";
 const RECENT_STORAGE = "restyle.recentJobs";
 const RECENT_LIMIT = 12;
 const MAX_PAINTINGS = 4; // the picker's limit; the service enforces the real one with a clear message
-const SIZE_PRESETS = [256, 384, 512, 768, 1024, 1536, 2048];
+// Offered as far as the API's documented maximum for `size` (this server's RESTYLE_MAX_SIZE).
+const SIZE_PRESETS = [256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
 const PREVIEW_REFRESH_MS = 1500;
 
 const api = createClient({ apiKey: () => localStorage.getItem(KEY_STORAGE) });
@@ -217,6 +218,15 @@ function fieldFor(name, property) {
   if (main.enum) {
     input = el("select", { id, name }, ...main.enum.map((choice) => el("option", { value: choice, text: choice })));
     input.value = defaultText;
+  } else if (main.type === "boolean" && property.default === undefined) {
+    // No default: the service decides when the field is left out (multiscale: on for large pictures).
+    input = el(
+      "select",
+      { id, name },
+      el("option", { value: "", text: "automatic" }),
+      el("option", { value: "true", text: "on" }),
+      el("option", { value: "false", text: "off" }),
+    );
   } else if (main.type === "boolean") {
     input = el("input", { id, name, type: "checkbox" });
     input.checked = property.default === true;
@@ -245,7 +255,7 @@ function fieldFor(name, property) {
   input.setAttribute("aria-describedby", `${id}-hint`);
   const wrapper = el(
     "div",
-    { class: `param${main.type === "boolean" ? " checkbox" : ""}` },
+    { class: `param${input.type === "checkbox" ? " checkbox" : ""}` },
     el("label", { for: id }, el("code", { text: name })),
     input,
     el("small", { id: `${id}-hint`, class: "hint", text: description }),
@@ -361,12 +371,14 @@ function renderLosses(losses) {
 }
 
 function renderProgress(job) {
-  const { iteration, total, percent } = job.progress;
+  const { iteration, total, percent, stage, stages, size, remaining_seconds: remaining } = job.progress;
   $("progress").value = percent;
   $("progress").max = 100;
   let text = "Waiting in the queue…";
   if (job.status === "running") {
     text = iteration ? `Iteration ${iteration} of ${total} · ${Math.round(percent)}%` : "Starting the engine…";
+    if (iteration && stages > 1) text += ` · stage ${stage} of ${stages} at ${size} px`;
+    if (iteration && remaining != null) text += ` · about ${formatSeconds(remaining)} left`;
     if (job.cancel_requested) text = `Stopping… (iteration ${iteration} of ${total})`;
   }
   $("progress-text").textContent = text;

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from core.units import parse_bytes
+
 EXIT_USAGE = 2  # argparse's code for a bad command line; ours too for any input or setting a run cannot use
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped with Ctrl-C
 
@@ -27,6 +29,14 @@ def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def byte_count(text: str) -> int:
+    """An argparse type for an amount of memory: bytes, or 8GiB, 512MiB, 8GB (``core.units.parse_bytes``)."""
+    try:
+        return parse_bytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def fail(message: str) -> int:

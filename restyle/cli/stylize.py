@@ -16,18 +16,21 @@ from core.errors import RestyleError
 from core.images import OutputFormat, decode_image, encode_image
 from core.params import StyleParams
 from core.schedule import check_fits, plan_stages
-from restyle.cli.arguments import fail, int_in_range
+from restyle.cli.arguments import byte_count, fail, int_in_range
 from restyle.settings import get_settings
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from core.engine import Stylized
+    from core.engine import Progress, Stylized
     from core.vgg import FeatureNet
 
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 # What --output-format's help shows as its default: the parameter model's own (png) applies only without one.
 _FORMAT_DEFAULT = "from the -o extension, else png"
+# tqdm's own bar without its time left: that extrapolates the mean rate, which the cheap coarse stages of a
+# coarse-to-fine run make far too fast. The engine's estimate goes in the postfix instead, once it has one.
+_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
 
 
 class _Unusable(Exception):
@@ -57,6 +60,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument(
+        "--memory-budget",
+        type=byte_count,
+        default=None,
+        metavar="BYTES",
+        help="memory the run may take, counting what the process holds already, as bytes or 8GiB, 512MiB, 8GB; "
+        "larger pictures are optimised in tiles to stay within it (default: RESTYLE_MEMORY_BUDGET, else the "
+        "engine's choice for this machine)",
+    )
+    parser.add_argument(
         "--save-every",
         type=int_in_range(0),
         default=0,
@@ -70,8 +82,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         shown = ",".join(f"{k}:{v:g}" for k, v in default.items()) if isinstance(default, dict) else default
         if name == "output_format":
             shown = _FORMAT_DEFAULT
+        is_switch = set(typing.get_args(info.annotation) or [info.annotation]) <= {bool, type(None)}
+        if is_switch and default is None:
+            shown = "automatic"
         help_text = f"{info.description} (default: {shown})"
-        if info.annotation is bool:
+        if is_switch:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             choices = typing.get_args(info.annotation) if typing.get_origin(info.annotation) is typing.Literal else None
@@ -109,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         net = load_vgg(args.weights or settings.weights, args.device or settings.device)
-        result = _stylize_with_progress(content, styles, params, net, args.output, args.save_every)
+        budget = settings.memory_budget if args.memory_budget is None else args.memory_budget
+        result = _stylize_with_progress(content, styles, params, net, args.output, args.save_every, budget)
         _write(args.output, result.image, params.output_format)
     except (RestyleError, _Unusable) as error:
         return fail(str(error))
@@ -124,23 +140,21 @@ def _stylize_with_progress(
     net: FeatureNet,
     output: Path,
     save_every: int,
+    memory_budget: int | None,
 ) -> Stylized:
     """The engine run behind a progress bar on stderr, closed however the run ends."""
     from tqdm import tqdm
 
-    from core.engine import Progress, stylize
+    from core.engine import stylize
 
     total = sum(stage.iterations for stage in plan_stages(params))
-    with tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr) as bar:
+    with tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr, bar_format=_BAR_FORMAT) as bar:
 
         def show(progress: Progress) -> None:
-            bar.set_postfix(
-                size=progress.size,
-                content=f"{progress.content_loss:.3g}",
-                style=f"{progress.style_loss:.3g}",
-                tv=f"{progress.tv_loss:.3g}",
-                refresh=False,
-            )
+            bar.set_description_str(_stage_text(progress), refresh=False)
+            losses = f"content={progress.content_loss:.3g}, style={progress.style_loss:.3g}, tv={progress.tv_loss:.3g}"
+            left = "" if progress.remaining is None else f"{tqdm.format_interval(progress.remaining)} left, "
+            bar.set_postfix_str(left + losses, refresh=False)
             bar.update(progress.iteration - bar.n)
 
         def save_snapshot(iteration: int, image: Image.Image) -> None:
@@ -154,7 +168,14 @@ def _stylize_with_progress(
             on_progress=show,
             on_snapshot=save_snapshot if save_every else None,
             snapshot_every=save_every,
+            memory_budget=memory_budget,
         )
+
+
+def _stage_text(progress: Progress) -> str:
+    """Where the schedule stands: "stage 2/4 at 1024 px", or only the size when the run has one stage."""
+    at = f"{progress.size} px"
+    return f"stage {progress.stage}/{progress.stages} at {at}" if progress.stages > 1 else at
 
 
 def _params_from(args: argparse.Namespace) -> StyleParams:

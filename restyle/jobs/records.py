@@ -25,11 +25,21 @@ JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 
 class JobProgress(BaseModel):
-    """How far the optimisation is: iterations done of the total."""
+    """How far the optimisation is: iterations done of the total, and where the coarse-to-fine schedule stands.
+
+    The stage fields stay null until the run reports its first iteration (and in records written before they
+    existed).
+    """
 
     iteration: int = 0
     total: int
     percent: float = 0.0
+    stage: int | None = Field(None, description="The scale being optimised now, from 1.", examples=[2])
+    stages: int | None = Field(None, description="How many scales the run goes through.", examples=[4])
+    size: int | None = Field(None, description="Longest side of the current stage, in pixels.", examples=[1024])
+    remaining_seconds: float | None = Field(
+        None, description="Estimated time left for the whole run; null until it can be estimated.", examples=[95.0]
+    )
 
 
 class JobError(BaseModel):

@@ -114,9 +114,28 @@ class Run:
         self._ledger.count("fenced_writes")
         return False
 
-    def report_progress(self, iteration: int, total: int, losses: dict[str, float]) -> None:
+    def report_progress(
+        self,
+        iteration: int,
+        total: int,
+        losses: dict[str, float],
+        *,
+        stage: int | None = None,
+        stages: int | None = None,
+        size: int | None = None,
+        remaining_seconds: float | None = None,
+    ) -> None:
+        """Record how far the run is: iterations, the stage of the schedule, and the estimated time left."""
         percent = round(100.0 * iteration / total, 1) if total else 0.0
-        progress = JobProgress(iteration=iteration, total=total, percent=percent)
+        progress = JobProgress(
+            iteration=iteration,
+            total=total,
+            percent=percent,
+            stage=stage,
+            stages=stages,
+            size=size,
+            remaining_seconds=remaining_seconds,
+        )
         self._write("given progress", lambda record: record.model_copy(update={"progress": progress, "losses": losses}))
 
     def record_preview(self, iteration: int) -> None:
@@ -135,7 +154,10 @@ class Run:
                 weights=weights,
                 run_seconds=run_seconds,
                 losses=losses or record.losses,
-                progress=JobProgress(iteration=iterations, total=iterations, percent=100.0),
+                # The stage it ended in stays: a client that saw "stage 3/3" should not see the stage vanish.
+                progress=record.progress.model_copy(
+                    update={"iteration": iterations, "total": iterations, "percent": 100.0, "remaining_seconds": 0.0}
+                ),
                 runs=record.with_last_run("succeeded"),
             ),
         )

@@ -144,7 +144,21 @@ def test_every_style_parameter_is_a_documented_form_field(idle_api: ApiServer) -
         schema = http.get("/openapi.json").json()
     form = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert set(StyleParams.model_fields) | {"content", "style", "webhook_url"} == set(form["properties"])
-    assert form["properties"]["size"] == StyleParams.model_json_schema()["properties"]["size"]
+    size = StyleParams.model_json_schema()["properties"]["size"]
+    assert form["properties"]["size"] == {
+        **size,
+        "maximum": 2048,
+        "description": f"{size['description']} This server accepts up to 2048 px (RESTYLE_MAX_SIZE).",
+    }
+
+
+def test_multiscale_is_a_form_boolean_left_out_for_automatic(idle_api: ApiServer) -> None:
+    with idle_api.client(key=None) as http:
+        schema = http.get("/openapi.json").json()
+    form = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    multiscale = form["properties"]["multiscale"]
+    assert (multiscale["type"], "default" in multiscale) == ("boolean", False)
+    assert "automatic" in multiscale["description"]
 
 
 def test_the_interactive_docs_are_served(idle_api: ApiServer) -> None:

@@ -55,7 +55,16 @@ def test_a_finished_job_reports_weights_losses_and_parameters(client: httpx.Clie
     assert done["weights"] == "random(seed=0)"
     assert set(done["losses"]) == {"content", "style", "tv", "total"}
     assert (done["params"]["style_weight"], done["params"]["iterations"]) == (5000, 4)
-    assert done["progress"] == {"iteration": 4, "total": 4, "percent": 100.0}
+    assert done["params"]["multiscale"] is None  # left out: automatic, one scale at this size
+    assert done["progress"] == {
+        "iteration": 4,
+        "total": 4,
+        "percent": 100.0,
+        "stage": 1,
+        "stages": 1,
+        "size": 32,
+        "remaining_seconds": 0.0,
+    }
 
 
 def test_several_styles_are_blended_into_one_result(client: httpx.Client, worker: WorkerProcess) -> None:

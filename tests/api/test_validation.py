@@ -174,6 +174,23 @@ def test_an_out_of_range_parameter_is_refused_naming_the_field(client: httpx.Cli
     assert body["detail"].startswith("size:")
 
 
+def test_a_size_over_the_servers_cap_is_refused_naming_the_cap_and_its_setting(client: httpx.Client) -> None:
+    body = problem(submit(client, size=3000), 422)
+    assert body["code"] == "invalid_parameters"
+    assert body["errors"] == [
+        {"field": "size", "message": "3000 px is over this server's limit of 2048 px (its RESTYLE_MAX_SIZE)"}
+    ]
+    assert body["detail"] == f"size: {body['errors'][0]['message']}"
+
+
+def test_a_server_with_a_higher_cap_accepts_print_sizes(make_settings: MakeSettings, start_api: Any) -> None:
+    server: ApiServer = start_api(make_settings(max_size=4096))
+    with server.client() as http:
+        response = submit(http, size=3000)
+    assert response.status_code == 202, response.text
+    assert response.json()["params"]["size"] == 3000
+
+
 def test_an_ill_typed_parameter_is_refused_naming_the_field(client: httpx.Client) -> None:
     body = problem(submit(client, iterations="many"), 422)
     assert body["errors"][0]["field"] == "iterations"

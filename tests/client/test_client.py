@@ -57,6 +57,8 @@ def test_on_progress_sees_the_iterations_rise_to_the_total(
     assert len(set(iterations)) >= 2
     assert iterations[-1] == 8
     assert seen[-1].status == "succeeded"
+    last = seen[-1].progress
+    assert (last.stage, last.stages, last.size, last.remaining_seconds) == (1, 1, 32, 0.0)
 
 
 def test_a_job_canceled_while_running_raises_job_canceled(

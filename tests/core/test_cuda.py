@@ -16,7 +16,7 @@ from core.engine import Progress, stylize
 from core.graphs import WARMUP_CALLS, Replayed
 from core.lbfgs import LBFGS
 from core.vgg import FeatureNet, load_vgg
-from tests.core.runs import params
+from tests.core.runs import params, tiling_budget
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -110,3 +110,14 @@ def test_a_finished_run_leaves_no_gpu_memory_behind_for_the_next(
     before = torch.cuda.memory_allocated()
     stylize(photo, [painting], params(), net=cuda_net)
     assert torch.cuda.memory_allocated() == before
+
+
+def test_a_tiled_run_on_the_gpu_matches_the_untiled_one(
+    cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image
+) -> None:
+    """Tiled stages run eagerly (no CUDA graph); the budget counts this process's CUDA allocations."""
+    run = params(size=192, iterations=3)
+    whole = stylize(photo, [painting], run, net=cuda_net)
+    limit = tiling_budget(photo, painting, 192, device="cuda")
+    tiled = stylize(photo, [painting], run, net=cuda_net, memory_budget=limit)
+    assert tiled.losses["total"] == pytest.approx(whole.losses["total"], rel=1e-3)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from core.losses import content_loss, gram_matrix, style_loss, tv_loss
+from core.losses import content_loss, gram_matrix, style_loss, tv_loss, tv_loss_into
 
 
 def features(seed: int = 0, shape: tuple[int, ...] = (1, 4, 5, 6), dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -95,3 +95,13 @@ def test_gram_matrix_gradient_keeps_the_features_layout() -> None:
     x = features(0, dtype=torch.float32).contiguous(memory_format=torch.channels_last).requires_grad_()
     gram_matrix(x).sum().backward()
     assert x.grad is not None and x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_tv_loss_into_adds_the_weighted_gradient_autograd_finds() -> None:
+    image = torch.rand(1, 3, 21, 34, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    tv_loss(image).mul(2.5).backward()
+    gradient = torch.ones_like(image)
+    loss = tv_loss_into(image.detach(), 2.5, gradient)
+    assert image.grad is not None
+    assert float(loss) == pytest.approx(float(tv_loss(image)), rel=1e-6)
+    assert torch.allclose(gradient - 1, image.grad, atol=1e-6)

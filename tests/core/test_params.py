@@ -17,7 +17,29 @@ def test_defaults_use_the_papers_layers() -> None:
     params = StyleParams()
     assert params.content_layers == {"relu4_2": 1.0}
     assert list(params.style_layers) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-    assert params.size == 512 and params.optimizer == "lbfgs" and not params.multiscale
+    assert params.size == 512 and params.optimizer == "lbfgs" and params.multiscale is None
+
+
+def test_sizes_reach_print_size() -> None:
+    assert StyleParams(size=4096).size == 4096
+    with pytest.raises(ValidationError, match="less than or equal to 4096"):
+        StyleParams(size=4097)
+
+
+@pytest.mark.parametrize(("size", "expected"), [(512, False), (1024, False), (1025, True), (4096, True)])
+def test_an_unset_multiscale_goes_coarse_to_fine_above_1024_px(size: int, expected: bool) -> None:
+    assert StyleParams(size=size).coarse_to_fine is expected
+
+
+@pytest.mark.parametrize("size", [512, 4096])
+def test_an_explicit_multiscale_wins_at_any_size(size: int) -> None:
+    assert StyleParams(size=size, multiscale=True).coarse_to_fine
+    assert not StyleParams(size=size, multiscale=False).coarse_to_fine
+
+
+def test_an_omitted_multiscale_form_field_means_automatic() -> None:
+    assert StyleParams.from_mapping({"multiscale": ""}).multiscale is None
+    assert StyleParams.from_mapping({"multiscale": "false"}).multiscale is False
 
 
 def test_layer_names_cover_vgg19() -> None:

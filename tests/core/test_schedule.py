@@ -20,6 +20,13 @@ def test_the_default_and_small_sizes_run_at_one_scale() -> None:
     assert plan_stages(StyleParams(size=256, iterations=50, multiscale=True)) == [Stage(256, 50)]
 
 
+def test_print_sizes_go_coarse_to_fine_unless_told_not_to() -> None:
+    stages = plan_stages(StyleParams(size=4096, iterations=300))
+    assert [s.size for s in stages] == [256, 512, 1024, 2048, 4096]
+    assert stages[-1].iterations == 120 and sum(s.iterations for s in stages) == 300
+    assert plan_stages(StyleParams(size=4096, iterations=300, multiscale=False)) == [Stage(4096, 300)]
+
+
 def test_a_picture_that_keeps_16_px_at_the_run_size_fits() -> None:
     check_fits(StyleParams(size=64), ("content", (256, 64)), [("style 1", (64, 64))])
 

@@ -75,3 +75,28 @@ def test_a_webhook_allow_list_entry_that_is_neither_a_name_nor_a_network_is_refu
     monkeypatch.setenv("RESTYLE_WEBHOOK_ALLOW_HOSTS", "10.0.0.0/33")
     with pytest.raises(ValidationError, match="neither a host name nor a CIDR"):
         Settings()
+
+
+def test_the_memory_budget_defaults_to_the_engines_choice() -> None:
+    assert Settings().memory_budget is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [("8GiB", 8 * 2**30), ("512MiB", 512 * 2**20), ("1000000", 10**6)])
+def test_the_memory_budget_reads_units(monkeypatch: pytest.MonkeyPatch, text: str, expected: int) -> None:
+    monkeypatch.setenv("RESTYLE_MEMORY_BUDGET", text)
+    assert Settings().memory_budget == expected
+
+
+def test_a_memory_budget_that_is_not_a_size_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_MEMORY_BUDGET", "plenty")
+    with pytest.raises(ValidationError, match="memory_budget"):
+        Settings()
+
+
+def test_the_size_cap_defaults_to_2048_and_goes_up_to_print_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().max_size == 2048
+    monkeypatch.setenv("RESTYLE_MAX_SIZE", "4096")
+    assert Settings().max_size == 4096
+    monkeypatch.setenv("RESTYLE_MAX_SIZE", "8192")
+    with pytest.raises(ValidationError, match="max_size"):
+        Settings()

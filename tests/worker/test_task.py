@@ -86,3 +86,17 @@ def test_a_run_over_the_time_limit_fails_the_job(
     with api.client() as http:
         done = wait_for(http, submit(http, size=48, iterations=5000).json()["id"], finished)
     assert (done["status"], done["error"]["code"]) == ("failed", "time_limit_exceeded")
+
+
+def test_a_memory_budget_that_not_even_one_tile_fits_fails_the_job_saying_so(
+    make_settings: MakeSettings,
+    start_api: Callable[[Settings], ApiServer],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    settings = make_settings(memory_budget=1024)
+    api = start_api(settings)
+    start_worker(settings)
+    with api.client() as http:
+        done = wait_for(http, submit(http).json()["id"], finished)
+    assert (done["status"], done["error"]["code"]) == ("failed", "memory_budget_too_small")
+    assert done["error"]["message"]

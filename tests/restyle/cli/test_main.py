@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from restyle.cli import main
-from restyle.settings import get_settings
-
-
-@pytest.fixture
-def fresh_settings() -> Iterator[None]:
-    """The settings are read once per process; these tests change the environment they come from."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.mark.usefixtures("fresh_settings")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -191,13 +193,17 @@ def test_ctrl_c_at_any_point_exits_130_without_a_traceback(
     assert capsys.readouterr().err.endswith("restyle: interrupted\n")
 
 
-def test_a_negative_save_every_is_refused(
-    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("flag", "value", "reason"),
+    [("--save-every", "-3", "must be 0 or more, not -3"), ("--memory-budget", "plenty", "'plenty' is not an amount")],
+)
+def test_a_bad_flag_value_is_refused_naming_the_flag(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, reason: str
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        run(*inputs, "-o", tmp_path / "out.png", "--save-every", "-3")
+        run(*inputs, "-o", tmp_path / "out.png", flag, value)
     assert exit_.value.code == 2
-    assert "argument --save-every: must be 0 or more, not -3" in capsys.readouterr().err
+    assert f"argument {flag}: {reason}" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("no_run")
@@ -272,3 +278,58 @@ def test_the_progress_bar_shows_the_whole_run_from_the_start(
     assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "3") == 0
     totals = re.findall(r"\| *\d+/(\d+) \[", capsys.readouterr().err)
     assert totals and set(totals) == {"3"}
+
+
+@pytest.mark.usefixtures("fresh_settings")
+@pytest.mark.parametrize(
+    ("environment", "flags", "budget"),
+    # Budgets cover the test process too (torch and all), so they are a few GiB.
+    [({}, ["--memory-budget", "8GiB"], 8 * 2**30), ({"RESTYLE_MEMORY_BUDGET": "6GiB"}, [], 6 * 2**30), ({}, [], None)],
+    ids=["flag", "setting", "engine default"],
+)
+def test_the_memory_budget_reaches_the_engine(
+    environment: dict[str, str],
+    flags: list[str],
+    budget: int | None,
+    inputs: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RESTYLE_MEMORY_BUDGET", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    budgets = []
+    stylize = core.engine.stylize
+
+    def recording(*args: Any, memory_budget: int | None = None, **kwargs: Any) -> Any:
+        budgets.append(memory_budget)
+        return stylize(*args, memory_budget=memory_budget, **kwargs)
+
+    monkeypatch.setattr("core.engine.stylize", recording)
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "1", *flags) == 0
+    assert budgets == [budget]
+
+
+def test_the_progress_bar_shows_the_stage_and_the_engines_time_left(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stylize = core.engine.stylize
+
+    def reporting(*args: Any, on_progress: Callable[[core.engine.Progress], None], **kwargs: Any) -> Any:
+        def report(progress: core.engine.Progress) -> None:
+            on_progress(dataclasses.replace(progress, stage=2, stages=4, size=1024, remaining=95.0))
+
+        return stylize(*args, on_progress=report, **kwargs)
+
+    monkeypatch.setattr("core.engine.stylize", reporting)
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "2") == 0
+    err = capsys.readouterr().err
+    assert "stage 2/4 at 1024 px: " in err and "01:35 left, content=" in err
+
+
+def test_a_one_stage_run_shows_its_size_without_a_stage(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "2") == 0
+    err = capsys.readouterr().err
+    assert "32 px: " in err and "stage" not in err

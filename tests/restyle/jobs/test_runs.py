@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from restyle.jobs import InvalidTransition, JobProgress, JobStore, Reaper, Runs, RunSuperseded
-from tests.restyle.conftest import OWNER
+from restyle.jobs import InvalidTransition, JobProgress, JobRecord, JobStore, Reaper, Runs, RunSuperseded
+from tests.restyle.conftest import OWNER, new_record
 from tests.restyle.jobs.conftest import claimed, queued
 
 
@@ -45,6 +45,29 @@ def test_progress_is_recorded_with_its_percentage(store: JobStore, runs: Runs) -
     record = store.get_owned(run.job_id, OWNER)
     assert record.progress == JobProgress(iteration=4, total=10, percent=40.0)
     assert record.losses == {"content": 0.5, "total": 0.7}
+
+
+def test_progress_carries_the_stage_its_size_and_the_time_left(store: JobStore, runs: Runs) -> None:
+    run = claimed(store, runs)
+    run.report_progress(4, 10, {}, stage=2, stages=3, size=1024, remaining_seconds=12.5)
+    progress = store.get_owned(run.job_id, OWNER).progress
+    assert (progress.stage, progress.stages, progress.size, progress.remaining_seconds) == (2, 3, 1024, 12.5)
+
+
+def test_a_succeeded_job_keeps_its_last_stage_with_no_time_left(store: JobStore, runs: Runs) -> None:
+    run = claimed(store, runs)
+    run.report_progress(9, 10, {}, stage=3, stages=3, size=2048, remaining_seconds=1.0)
+    done = run.succeed(weights="random(seed=0)", run_seconds=1.5, losses={}, iterations=10)
+    assert done.progress == JobProgress(
+        iteration=10, total=10, percent=100.0, stage=3, stages=3, size=2048, remaining_seconds=0.0
+    )
+
+
+def test_a_record_written_before_stages_existed_still_loads() -> None:
+    old = new_record().model_dump(mode="json")
+    old["progress"] = {"iteration": 3, "total": 10, "percent": 30.0}
+    progress = JobRecord.model_validate(old).progress
+    assert (progress.iteration, progress.stage, progress.remaining_seconds) == (3, None, None)
 
 
 def test_every_change_bumps_the_version(store: JobStore, runs: Runs) -> None:

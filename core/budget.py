@@ -1,0 +1,187 @@
+"""How much memory a run may take, and how each stage spends it: L-BFGS history, tiles, or neither.
+
+The figures are a model, fitted on our CPU (peak RSS of forward and backward passes from 256×320 to
+1280×1600 px, glibc keeping freed memory as ``core.memory`` asks): a pass with autograd holds about 2.6
+float32 values per activation of the network, one without about 0.9, where the activations of a pixel are
+the channels of every convolution up to the deepest layer in use, divided by its stride squared (290 for
+relu5_1). The budget covers everything the run adds to the process: what the process held before (libraries,
+the network's weights) is taken off first.
+
+Policy when a stage does not fit whole with the full L-BFGS history of 50 pairs: the grid of tiles with the
+least work that still leaves ``MIN_HISTORY`` pairs, then as many pairs as the rest holds. Tiles cost time, not
+loss; fewer pairs cost a little loss (bench/highres.py --history, in the README), so time wins.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from core.errors import MemoryBudgetTooSmall
+from core.params import LAYER_NAMES, VGG19_CONFIG
+from core.tiling import TilePlan, deepest_reach, plan_tiles, reach
+from core.units import format_bytes
+
+FULL_HISTORY = 50
+MIN_HISTORY = 5
+# The share of a budget planned for; the rest is margin for what the model leaves out (the allocator's own
+# overhead, short-lived temporaries, the pictures as PIL images).
+PLANNED_SHARE = 0.9
+# Share of the machine a run takes when no budget is set: of physical (or cgroup-limited) memory on the CPU,
+# of free memory on a GPU.
+DEFAULT_CPU_SHARE = 0.75
+DEFAULT_GPU_SHARE = 0.9
+# Fitted constants of the model: float32 values held per activation with and without autograd, and picture-
+# sized RGB float32 buffers a run keeps (the picture, its gradient, L-BFGS's last step and gradient with
+# their temporaries, the total-variation term's differences, the photo).
+VALUES_PER_ACTIVATION_GRAD = 2.6
+VALUES_PER_ACTIVATION_NO_GRAD = 0.9
+PICTURE_BUFFERS = 16
+_FLOAT = 4
+_RGB = 3
+
+
+def default_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(torch.cuda.memory_reserved(device) + DEFAULT_GPU_SHARE * free)
+    return int(DEFAULT_CPU_SHARE * _physical_memory())
+
+
+def in_use(device: torch.device) -> int:
+    """What the process holds already and the budget must leave out: RSS on the CPU, allocations on a GPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device)
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _physical_memory() -> int:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """How one stage spends the budget. ``tiles`` is None when the picture runs whole (today's fast path);
+    the target plans are None when those pictures fit whole in a pass without autograd."""
+
+    height: int
+    width: int
+    history: int
+    tiles: TilePlan | None
+    content_tiles: TilePlan | None
+    style_tiles: tuple[TilePlan | None, ...]
+
+    @property
+    def work(self) -> float:
+        """Network work of one iteration, in untiled picture-pixels (for time estimates across stages)."""
+        return self.height * self.width * (self.tiles.work if self.tiles is not None else 1.0)
+
+
+def activations_per_pixel(layers: Collection[str]) -> float:
+    """Activations per input pixel of a pass up to the deepest of ``layers``."""
+    deepest = max(LAYER_NAMES.index(name) for name in layers)
+    convs = [name for name in LAYER_NAMES[: deepest + 1] if name.startswith("conv")]
+    return sum(_per_pixel(name) for name in convs)
+
+
+@cache
+def _channels(layer: str) -> int:
+    channels, config = 3, iter(VGG19_CONFIG)
+    for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]:
+        if name.startswith(("conv", "pool")) and (item := next(config)) != "M":
+            channels = int(item)
+    return channels
+
+
+def _per_pixel(layer: str) -> float:
+    """Values of ``layer`` per input pixel."""
+    return _channels(layer) / reach(layer).stride ** 2
+
+
+def plan_stage(
+    size: tuple[int, int],
+    style_sizes: Sequence[tuple[int, int]],
+    content_layers: Collection[str],
+    style_layers: Collection[str],
+    optimizer: str,
+    budget: int,
+) -> StagePlan:
+    """Fit one stage (picture ``size`` as (width, height)) into ``budget`` bytes, or raise
+    ``MemoryBudgetTooSmall`` naming what the smallest tiling would need."""
+    available = budget * PLANNED_SHARE
+    width, height = size
+    layers = set(content_layers) | set(style_layers)
+    pixels = height * width
+    activations = activations_per_pixel(layers)
+    with_grad = VALUES_PER_ACTIVATION_GRAD * activations * _FLOAT
+    without_grad = VALUES_PER_ACTIVATION_NO_GRAD * activations * _FLOAT
+    # The content target is kept whole, whatever the tiles.
+    content_target = sum(_per_pixel(layer) for layer in content_layers) * _FLOAT
+    fixed = pixels * (PICTURE_BUFFERS * _RGB * _FLOAT + content_target)
+    pair = 2 * _RGB * _FLOAT * pixels
+
+    def state(history: int) -> int:
+        return history * pair if optimizer == "lbfgs" else 2 * _RGB * _FLOAT * pixels
+
+    def tiles_leaving(history: int) -> TilePlan | None:
+        room = available - fixed - state(history)
+        return plan_tiles(height, width, layers, int(room / with_grad)) if room > 0 else None
+
+    tiles = tiles_leaving(FULL_HISTORY)
+    history = FULL_HISTORY
+    if tiles is None or len(tiles.tiles) > 1:
+        # The least-work grid that leaves room for MIN_HISTORY pairs; the history then takes what the grid
+        # leaves, up to the full one.
+        tiles = tiles_leaving(MIN_HISTORY)
+        if tiles is None:
+            needed = fixed + state(MIN_HISTORY) + with_grad * _smallest_crop(layers, height, width)
+            raise MemoryBudgetTooSmall(
+                f"a {width}×{height} px stage needs at least {format_bytes(needed / PLANNED_SHARE)} even in the "
+                f"smallest tiles, and the memory budget leaves {format_bytes(max(budget, 0))} for the run: raise "
+                "the budget (RESTYLE_MEMORY_BUDGET, --memory-budget) or ask for a smaller size"
+            )
+        left = available - fixed - with_grad * tiles.largest
+        history = max(MIN_HISTORY, min(FULL_HISTORY, math.floor(left / pair)))
+    room_for_targets = available - fixed
+    content_tiles = _tiles_for_targets(height, width, layers, room_for_targets, without_grad)
+    style_tiles = tuple(_tiles_for_targets(h, w, style_layers, room_for_targets, without_grad) for w, h in style_sizes)
+    return StagePlan(
+        height,
+        width,
+        history if optimizer == "lbfgs" else 0,
+        tiles if len(tiles.tiles) > 1 else None,
+        content_tiles,
+        style_tiles,
+    )
+
+
+def _tiles_for_targets(
+    height: int, width: int, layers: Collection[str], room: float, per_pixel: float
+) -> TilePlan | None:
+    plan = plan_tiles(height, width, layers, int(room / per_pixel)) if room > 0 else None
+    if plan is None:
+        raise MemoryBudgetTooSmall(
+            f"a {width}×{height} px picture does not fit the memory budget even in tiles: raise the budget "
+            "(RESTYLE_MEMORY_BUDGET, --memory-budget) or ask for a smaller size"
+        )
+    return plan if len(plan.tiles) > 1 else None
+
+
+def _smallest_crop(layers: Collection[str], height: int, width: int) -> int:
+    reach_ = deepest_reach(layers)
+    side = reach_.stride + reach_.halo_before + reach_.halo_after
+    return min(height, side) * min(width, side)
