@@ -24,7 +24,7 @@ from PIL import Image
 from torchvision.models import vgg19
 from torchvision.transforms.functional import pil_to_tensor
 
-from core.budget import FULL_HISTORY as LBFGS_HISTORY
+from core.budget import FULL_HISTORY
 from core.engine import Progress, stylize
 from core.images import decode_image, fit_longest_side
 from core.losses import relative_error, tv_loss
@@ -181,7 +181,7 @@ def seconds_per_iteration(net: FeatureNet, content: Image.Image, style: Image.Im
     torch.optim.LBFGS and ``core.lbfgs`` looked equally fast, while whole runs took 1.5x as long with the first.
     """
     stamps: list[float] = []
-    params = StyleParams(size=size, iterations=LBFGS_HISTORY + 11, multiscale=False)
+    params = StyleParams(size=size, iterations=FULL_HISTORY + 11, multiscale=False)
     stylize(content, [style], params, net=net, on_progress=lambda p: stamps.append(p.elapsed))
     steps = sorted(b - a for a, b in pairwise(stamps[-11:]))
     return steps[len(steps) // 2]

@@ -135,7 +135,7 @@ def plan_stage(
     pair = 2 * _RGB * _FLOAT * pixels
 
     def state(history: int) -> int:
-        return history * pair if optimizer == "lbfgs" else 2 * _RGB * _FLOAT * pixels
+        return history * pair if optimizer == "lbfgs" else pair  # Adam's two moments: the size of one pair
 
     def tiles_leaving(history: int) -> TilePlan | None:
         room = available - fixed - state(history)

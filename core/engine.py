@@ -188,14 +188,14 @@ class _Targets:
         size: int,
         plan: StagePlan,
     ) -> _Targets:
-        layers, pooling = params.content_layers, params.pooling
-        content_features = tiling.whole_features(net, content, layers, pooling, plan.content_tiles)
+        pooling = params.pooling
+        content_features = tiling.whole_features(net, content, params.content_layers, pooling, plan.content_tiles)
         grams: dict[str, Tensor] = {}
         for style, weight, tiles in zip(styles, blend, plan.style_tiles, strict=True):
             pixels = _to_tensor(fit_longest_side(style, style_side(params, size)), net.device)
             if params.preserve_colors == "histogram":
                 pixels = colors.match_color_statistics(pixels[0].cpu(), content[0].cpu())[None].to(net.device)
-            for name, gram in tiling.whole_grams(net, pixels, params.style_layers, params.pooling, tiles).items():
+            for name, gram in tiling.whole_grams(net, pixels, params.style_layers, pooling, tiles).items():
                 grams[name] = grams.get(name, 0) + weight * gram
         return cls(content_features, grams)
 
@@ -217,9 +217,8 @@ class _Run:
         self.params, self.net = params, net
         self.stage_iterations, self.stage_work = list(stage_iterations), list(stage_work)
         self.total = sum(stage_iterations)
-        self.stage = 0
-        self.stage_started = time.perf_counter()
-        self.stage_done = 0
+        self.stage = self.stage_done = 0  # optimise() starts each stage's count and clock
+        self.stage_started = 0.0
         self.on_progress, self.is_cancelled = on_progress, is_cancelled
         self.on_snapshot, self.snapshot_every = on_snapshot, snapshot_every
         self.iteration = 0

@@ -53,7 +53,12 @@ class _Gram(torch.autograd.Function):
 
 def relative_error(value: Tensor, target: Tensor) -> Tensor:
     """||value - target||² / ||target||²: zero when they match, about one when value carries no information."""
-    return (value - target).pow(2).sum() / target.pow(2).sum().clamp_min(_EPS)
+    return (value - target).pow(2).sum() / energy(target)
+
+
+def energy(target: Tensor) -> Tensor:
+    """||target||², the denominator of every relative error, kept off zero for an all-zero target."""
+    return target.pow(2).sum().clamp_min(_EPS)
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.losses import gram_matrix
+from core.losses import energy, gram_matrix
 from core.params import LAYER_NAMES
 from core.vgg import FeatureNet
 
@@ -241,14 +241,14 @@ class _Layer:
         """
         content_error = style_error = None
         if self.target.gram is not None and self.gram_sum is not None:
-            energy = self.target.gram.pow(2).sum().clamp_min(_EPS)
+            target_energy = energy(self.target.gram)
             difference = self.gram_sum.div(self.positions) - self.target.gram[0]
-            style_error = difference.pow(2).sum() / energy
-            self.style_factor = difference.mul_(4 * self.target.style_weight / self.positions) / energy
+            style_error = difference.pow(2).sum() / target_energy
+            self.style_factor = difference.mul_(4 * self.target.style_weight / self.positions) / target_energy
         if self.target.content is not None and self.squared_error is not None:
-            energy = self.target.content.pow(2).sum().clamp_min(_EPS)
-            content_error = self.squared_error / energy
-            self.content_factor = 2 * self.target.content_weight / energy.item()
+            target_energy = energy(self.target.content)
+            content_error = self.squared_error / target_energy
+            self.content_factor = 2 * self.target.content_weight / target_energy.item()
         return content_error, style_error
 
     def upstream(self, tile: Tile, owned: Tensor) -> Tensor:
@@ -334,9 +334,6 @@ def tiled_gradient(
         tile.crop(grad).add_(crop.grad)
         del crop, features, shares
     return content_errors, style_errors
-
-
-_EPS = 1e-12
 
 
 # Positions copied at a time when owned features are turned into rows, so the copy stays small.
