@@ -11,6 +11,7 @@
 #   TORCH_INDEX_URL  where the pinned torch comes from (default the PyTorch index of TORCH_VARIANT)
 #   VGG_WEIGHTS      imagenet (default: torchvision's ImageNet VGG19, fetched at build time) or random (the
 #                    seeded random weights, nothing fetched; the image then serves them and says so)
+#   VGG_WEIGHTS_URL, VGG_WEIGHTS_SHA256   a mirror of the ImageNet file and its SHA-256 (default torchvision's)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE}
 
@@ -31,19 +32,25 @@ ARG TORCH_VARIANT=cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
 
-# The real ImageNet VGG19 weights (about 550 MB) into the torch hub cache under TORCH_HOME. This asks
-# torchvision directly instead of running `python -m core.vgg fetch` (which makes the same call) because
-# that needs the source, and an edit to the source must not download them again. The check after the
-# source is installed proves core.vgg finds them where this put them. Every process of the image asks
-# for these weights by name (RESTYLE_WEIGHTS), so a broken image fails loudly instead of falling back.
+# The real ImageNet VGG19 weights into the torch hub cache under TORCH_HOME: of the 548 MiB download,
+# core/weights_download.py checks the SHA-256 and keeps the convolutions (76 MiB). That file alone is
+# copied, and needs only torch, so an edit to the rest of the source never downloads them again; the check
+# after the source is installed proves core.vgg finds them where it put them. VGG_WEIGHTS_URL and
+# VGG_WEIGHTS_SHA256 (both or neither) point it at a mirror; unset, torchvision's own file. Every process of
+# the image asks for these weights by name (RESTYLE_WEIGHTS), so a broken image fails loudly instead of
+# falling back.
 ARG VGG_WEIGHTS=imagenet
+ARG VGG_WEIGHTS_URL=
+ARG VGG_WEIGHTS_SHA256=
 ENV RESTYLE_WEIGHTS=${VGG_WEIGHTS}
+COPY core/weights_download.py /tmp/weights_download.py
 RUN case "${VGG_WEIGHTS}" in \
-      imagenet) python -c "from torchvision.models import VGG19_Weights; VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)" \
+      imagenet) python /tmp/weights_download.py ${VGG_WEIGHTS_URL:+"${VGG_WEIGHTS_URL}" "${VGG_WEIGHTS_SHA256}"} \
                 && chmod -R a+rX "${TORCH_HOME}" ;; \
       random) echo "VGG_WEIGHTS=random: this image serves seeded random VGG19 weights" ;; \
       *) echo "VGG_WEIGHTS must be imagenet or random, not '${VGG_WEIGHTS}'" >&2; exit 1 ;; \
-    esac
+    esac \
+    && rm /tmp/weights_download.py
 
 WORKDIR /app
 

@@ -1,16 +1,18 @@
 """VGG19 as a frozen feature extractor that returns named layer outputs and stops at the deepest one asked for.
 
 Weights come from one of four places, always reported in ``FeatureNet.weights_name``:
-``imagenet`` (torchvision's IMAGENET1K_V1 via the torch hub cache), a local torchvision state dict,
+``imagenet`` (torchvision's IMAGENET1K_V1 via the torch hub cache: the convolutions alone, as
+``core.weights_download`` keeps them, or torchvision's whole download), a local torchvision state dict,
 ``caffe:PATH`` (a Caffe-converted VGG19, which expects BGR pixels on a 0–255 scale), or ``random``
 (seeded He initialisation: He, Wang & Hopcroft, NeurIPS 2016, show style transfer still works with random
 filters, which keeps the engine usable offline). ``auto`` takes imagenet when it is cached, else random.
+Only the first three were trained: random filters give visibly weaker pictures, which the shells say
+wherever they run on them (``restyle.weights_notice``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import zipfile
 from collections.abc import Collection, Mapping
@@ -19,10 +21,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights
 
 from core.errors import DeviceUnavailable, WeightsMismatch, WeightsNotFound
 from core.params import LAYER_NAMES, VGG19_CONFIG
+from core.weights_download import imagenet_cache_path, imagenet_cached, imagenet_file
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ def load_vgg(weights: str = "auto", device: str | torch.device | None = None) ->
     if weights == "random":
         convs = _random_convs(RANDOM_WEIGHTS_SEED)
     elif weights == "imagenet":
-        convs = _convs_from_state_dict(_read_state_dict(_imagenet_cache_path(), "imagenet"))
+        convs = _convs_from_state_dict(_read_state_dict(imagenet_file(), "imagenet"))
     else:
         path = _weights_path(weights)
         convs = _convs_from_state_dict(_read_state_dict(path, str(path)))
@@ -115,13 +117,12 @@ def weights_name(weights: str = "auto") -> str:
 
 
 def _resolve_auto(weights: str) -> str:
-    """``auto`` made definite: imagenet when torchvision's download is cached, else random; others unchanged."""
+    """``auto`` made definite: imagenet when its weights are cached, else random; others unchanged."""
     if weights != "auto":
         return weights
-    cached = _imagenet_cache_path()
-    if cached.is_file():
+    if imagenet_cached():
         return "imagenet"
-    log.warning("ImageNet VGG19 weights not found at %s; using seeded random weights instead", cached)
+    log.warning("ImageNet VGG19 weights not found at %s; using seeded random weights instead", imagenet_cache_path())
     return "random"
 
 
@@ -151,17 +152,11 @@ def _usable_device(device: str | torch.device | None) -> torch.device:
     return target
 
 
-def _imagenet_cache_path() -> Path:
-    """Where torchvision's own download would have put IMAGENET1K_V1 (honours TORCH_HOME)."""
-    filename = os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
 def _read_state_dict(path: Path, label: str) -> Mapping[str, Tensor]:
     if path.is_dir():
         raise WeightsNotFound(f"VGG19 weights path {path} is a directory, not a weights file")
     if not path.is_file():
-        hint = " (fetch them with `python -m core.vgg fetch` on a machine with internet)" if label == "imagenet" else ""
+        hint = " (`restyle fetch-weights` downloads them)" if label == "imagenet" else ""
         raise WeightsNotFound(f"VGG19 weights '{label}' not found at {path}{hint}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -229,17 +224,3 @@ def _convs_from_state_dict(state: Mapping[str, Tensor]) -> nn.ModuleList:
                 raise WeightsMismatch(f"'{key}' has shape {tuple(state[key].shape)}, VGG19 needs {tuple(param.shape)}")
             param.data.copy_(state[key])
     return convs
-
-
-def fetch_imagenet_weights() -> Path:
-    """Download IMAGENET1K_V1 into the torch hub cache (the Docker build runs this; needs internet)."""
-    VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
-    return _imagenet_cache_path()
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["fetch"]:
-        sys.exit("usage: python -m core.vgg fetch")
-    print(fetch_imagenet_weights())

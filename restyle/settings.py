@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.params import MAX_SIZE
 from core.units import parse_bytes
+from core.weights_download import IMAGENET_SHA256, IMAGENET_URL
 
 # s3://bucket or s3://bucket/prefix, with a bucket name as S3 allows it.
 _S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
@@ -28,6 +29,15 @@ class Settings(BaseSettings):
 
     # Engine
     weights: str = Field("auto", description="VGG19 weights: auto | imagenet | random | PATH | caffe:PATH.")
+    weights_url: str = Field(
+        IMAGENET_URL,
+        pattern=r"^https?://",
+        description="Where `restyle fetch-weights` and `restyle up --fetch-weights` download ImageNet VGG19 (a "
+        "mirror may serve the same file).",
+    )
+    weights_sha256: str = Field(
+        IMAGENET_SHA256, pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 the downloaded file must have."
+    )
     device: str | None = Field(
         None, description="Torch device for the worker (cpu, cuda, cuda:1); default: CUDA if present."
     )

@@ -5,8 +5,9 @@
 # Sets up what is missing, as root: Debian's docker.io (and starts dockerd), a Compose v2, and, when the
 # base images cannot be pulled (no registry), stand-ins built from Debian's packages with debootstrap.
 # Where this machine keeps the pinned torch wheels in local pip indexes, the build installs them from there
-# (scripts/wheel_mirror.py on loopback) instead of downloading them. The image is built with random VGG19
-# weights (nothing to download). Everything it starts is removed at the end (`down -v`); the daemon and
+# (scripts/wheel_mirror.py on loopback) instead of downloading them. The image's ImageNet weights take the
+# real path through the build (download, SHA-256 check, trim to the convolutions) from a stand-in on
+# loopback: seeded filters in the download's format, served as a mirror would. Everything it starts is removed at the end (`down -v`); the daemon and
 # the images stay, so the next run reuses the layer cache.
 #
 # Usage: scripts/compose-test.sh [PYTEST ARGS]     Exits non-zero with one line saying why if Docker cannot
@@ -25,6 +26,7 @@ STATE=var/compose-test
 # The mirror's port is part of the torch layer's cache key (TORCH_INDEX_URL): a fixed one keeps that layer
 # cached from run to run. Another is taken only when this one is busy.
 MIRROR_PORT=38641
+WEIGHTS_PORT=38642
 PULL_TIMEOUT_SECONDS=60
 DOCKERD_START_SECONDS=60
 
@@ -163,7 +165,19 @@ python_image=$(base_image "$PYTHON_IMAGE" standin_python)
 redis_image=$(base_image "$REDIS_IMAGE" standin_redis)
 say "base images: $python_image, $redis_image"
 
-build_args=(--build-arg "PYTHON_IMAGE=$python_image" --build-arg TORCH_VARIANT=cpu --build-arg VGG_WEIGHTS=random
+bash scripts/bootstrap.sh dev
+trap 'kill ${mirror_pid:-} ${weights_pid:-} 2>/dev/null || true' EXIT
+# Seeded, so the same bytes and SHA-256 every run: the weights layer stays cached with the port.
+mkdir -p "$STATE/weights"
+[ -f "$STATE/weights/vgg19.pth" ] || .venv/bin/python -c 'import sys, pathlib, tests.weights_files as w
+w.write_vgg19_weights(pathlib.Path(sys.argv[1]), classifier=True)' "$STATE/weights/vgg19.pth"
+weights_port=$(free_port "$WEIGHTS_PORT")
+python3 -m http.server --bind 127.0.0.1 --directory "$STATE/weights" "$weights_port" >"$STATE/weights.log" 2>&1 &
+weights_pid=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$weights_port/" && break; sleep 0.1; done
+build_args=(--build-arg "PYTHON_IMAGE=$python_image" --build-arg TORCH_VARIANT=cpu --build-arg VGG_WEIGHTS=imagenet
+            --build-arg "VGG_WEIGHTS_URL=http://127.0.0.1:$weights_port/vgg19.pth"
+            --build-arg "VGG_WEIGHTS_SHA256=$(sha256sum "$STATE/weights/vgg19.pth" | cut -d ' ' -f 1)"
             --label restyle.compose-test=1)
 mapfile -t indexes < <(local_indexes)
 if [ "${#indexes[@]}" -gt 0 ]; then
@@ -171,7 +185,6 @@ if [ "${#indexes[@]}" -gt 0 ]; then
   python3 scripts/wheel_mirror.py "$mirror_port" "${indexes[@]}" &
   mirror_pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$mirror_port/" && break; sleep 0.1; done
-  trap 'kill "$mirror_pid" 2>/dev/null || true' EXIT
   build_args+=(--build-arg "TORCH_INDEX_URL=http://127.0.0.1:$mirror_port/simple")
   say "torch from this machine's indexes (${indexes[*]}) through a mirror on 127.0.0.1:$mirror_port"
 fi
@@ -182,7 +195,7 @@ started=$(date +%s)
 docker build --network host "${build_args[@]}" -t "$IMAGE" . >"$STATE/build.log" 2>&1 \
   || fail "docker build failed (log: $STATE/build.log): $(tail -n 3 "$STATE/build.log" | tr '\n' ' ')"
 build_seconds=$(( $(date +%s) - started ))
-[ -n "${mirror_pid:-}" ] && kill "$mirror_pid" 2>/dev/null
+kill ${mirror_pid:-} "$weights_pid" 2>/dev/null || true
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
 # The images of earlier runs that this build replaced, and only those: the disk stays bounded run after run.
 docker image prune --force --filter label=restyle.compose-test=1 >/dev/null
@@ -190,7 +203,6 @@ weights=$(docker image inspect --format '{{range .Config.Env}}{{println .}}{{end
 say "built $IMAGE in ${build_seconds} s (layers from the cache: $(grep -c 'Using cache' "$STATE/build.log"));" \
   "image size $(( size / 1000000 )) MB; weights: $weights"
 
-bash scripts/bootstrap.sh dev
 say "running the stack's tests (tests/compose; the stack's logs are kept in $STATE/stack.log)"
 started=$(date +%s)
 status=0

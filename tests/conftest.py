@@ -2,8 +2,9 @@
 
 Isolation: Redis db 15 (``RESTYLE_TEST_REDIS_URL`` overrides), a fresh key prefix and Celery queue for every
 settings object, a temporary storage directory; keys are removed by prefix afterwards (never FLUSHDB: the
-Redis is shared). Workers are real ``celery worker`` processes with random VGG weights; the API runs in a
-real uvicorn server on a free loopback port. Object storage on S3 is a real S3-compatible server too
+Redis is shared). Workers are real ``celery worker`` processes with random VGG weights (``imagenet_worker``
+with weights named ``imagenet``, from a file of their layout); the API runs in a real uvicorn server on a free
+loopback port. Object storage on S3 is a real S3-compatible server too
 (``moto_server`` on loopback): ``s3_settings`` with ``s3_env`` or ``s3_environ`` (see below).
 """
 
@@ -37,6 +38,8 @@ from restyle.workers import WorkerRegistry
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from tests.weights_files import WeightsServer
 
 REDIS_URL = os.environ.get("RESTYLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -221,6 +224,34 @@ def worker(settings: Settings, start_worker: Callable[[Settings], WorkerProcess]
     return start_worker(settings)
 
 
+@pytest.fixture(scope="session")
+def imagenet_settings(make_settings: MakeSettings) -> Settings:
+    """A service of its own whose worker runs trained weights by name: ``imagenet_worker``, ``imagenet_api``."""
+    return make_settings(weights="imagenet")
+
+
+@pytest.fixture(scope="session")
+def imagenet_worker(
+    imagenet_settings: Settings, tmp_path_factory: pytest.TempPathFactory, redis_client: redis.Redis[bytes]
+) -> Iterator[WorkerProcess]:
+    """A worker that loads and announces ``imagenet``: seeded filters in the ImageNet file's layout, where the
+    download would be under a TORCH_HOME of its own (so nothing is downloaded, and the real cache is untouched)."""
+    from core.weights_download import imagenet_cache_path
+    from tests.weights_files import write_vgg19_weights
+
+    torch_home = tmp_path_factory.mktemp("torch-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(torch_home))
+        write_vgg19_weights(imagenet_cache_path())
+    env = settings_env(imagenet_settings) | {"TORCH_HOME": str(torch_home)}
+    worker = WorkerProcess(imagenet_settings, tmp_path_factory.mktemp("worker") / "worker.log", env=env)
+    try:
+        worker.wait_ready(redis_client)
+        yield worker
+    finally:
+        worker.stop()
+
+
 # API servers ----------------------------------------------------------------------------------------------
 
 
@@ -286,6 +317,12 @@ def client(api: ApiServer) -> Iterator[httpx.Client]:
 def idle_api(make_settings: MakeSettings, start_api: Callable[[Settings], ApiServer]) -> ApiServer:
     """An API of its own whose queue no worker consumes, so jobs stay queued."""
     return start_api(make_settings())
+
+
+@pytest.fixture(scope="session")
+def imagenet_api(imagenet_settings: Settings, start_api: Callable[[Settings], ApiServer]) -> ApiServer:
+    """The API of the ``imagenet_worker``'s service."""
+    return start_api(imagenet_settings)
 
 
 # Jobs -----------------------------------------------------------------------------------------------------
@@ -511,3 +548,16 @@ def s3_environ(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
+
+
+# Weights download -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def weights_server() -> Iterator[WeightsServer]:
+    """A loopback stand-in for the ImageNet VGG19 download: a whole torchvision-layout file, classifier too."""
+    from tests.weights_files import WeightsServer, torch_file_bytes, vgg19_state_dict
+
+    server = WeightsServer(torch_file_bytes(vgg19_state_dict(classifier=True)))
+    yield server
+    server.stop()

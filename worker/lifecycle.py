@@ -21,6 +21,7 @@ from restyle.broker import enqueue
 from restyle.jobs import Reaper, purge_expired
 from restyle.webhook_targets import WebhookPolicy
 from restyle.webhooks import WebhookDispatcher
+from restyle.weights_notice import untrained_notice
 from restyle.workers import WorkerRegistry
 from worker.runtime import Runtime, runtime
 
@@ -137,6 +138,9 @@ def _on_ready(sender: Any, **_: Any) -> None:
         weights: str | None = weights_name(state.settings.weights)
     else:
         weights = _load_network(state, sender)
+    notice = untrained_notice(weights) if weights is not None else None
+    if notice is not None:
+        log.warning("%s", notice)
     housekeeping = Housekeeping(state, str(sender.hostname), sender.app, weights=weights)
     housekeeping.start()
     _running.append(housekeeping)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from api.deps import ServicesDep
 from api.problems import NotReady, documented
 from restyle.storage import StorageUnavailable
+from restyle.weights_notice import WEIGHTS_DESCRIPTION, untrained_notice
 from restyle.workers import alive_window
 
 router = APIRouter(tags=["health"])
@@ -28,11 +29,14 @@ class Readiness(BaseModel):
     )
     workers: list[str] = Field(description="Workers with a recent heartbeat.", examples=[["celery@gpu-1"]])
     weights: list[str] = Field(
-        description="The VGG19 weights those workers run, each name once, sorted: `imagenet` is torchvision's "
-        "ImageNet VGG19; `random(seed=N)` is seeded random weights, which give weaker pictures (an image built "
-        "with VGG_WEIGHTS=random serves them); `file:NAME` and `caffe:NAME` are a weights file (a torchvision "
-        "state dict, or a Caffe-converted VGG19).",
+        description=f"The VGG19 weights those workers run, each name once, sorted. {WEIGHTS_DESCRIPTION}",
         examples=[["imagenet"]],
+    )
+    weights_notice: str | None = Field(
+        description="While a live worker runs untrained weights (`random(seed=N)`), what that means for the "
+        "pictures and the command that fixes it, for the first such name in `weights`; null when every live "
+        "worker runs trained weights. The web page shows it as a banner.",
+        examples=[None],
     )
     queue_depth: int = Field(examples=[0])
 
@@ -65,11 +69,13 @@ async def readyz(services: ServicesDep) -> Readiness:
         raise NotReady(f"the storage at {storage} is unavailable: {error.message}") from error
     if not workers:
         raise NotReady(f"no worker has sent a heartbeat in the last {window:g} s; start one with `restyle worker`")
+    names = sorted(set(weights.values()))
     return Readiness(
         status="ready",
         redis="ok",
         storage=storage,
         workers=workers,
-        weights=sorted(set(weights.values())),
+        weights=names,
+        weights_notice=next(filter(None, map(untrained_notice, names)), None),
         queue_depth=depth,
     )

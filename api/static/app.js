@@ -118,6 +118,29 @@ function explain(error) {
   return `The server could not be reached (${error.message}).`;
 }
 
+/** Text from the server with its `backticked` spans as <code>, built as nodes (never parsed as HTML). */
+function withCode(text) {
+  return text.split("`").map((part, index) => (index % 2 ? el("code", { text: part }) : part));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The service's network weights: a banner while its workers run untrained ones, in the server's own words
+
+async function checkWeights() {
+  let ready;
+  try {
+    ready = await api.readiness();
+  } catch {
+    return; // the server is unreachable or not answering JSON; the form's own calls say so when it matters
+  }
+  // Not ready (no worker yet, the storage down) may mean no weights are known: keep what was last learnt.
+  if (!("weights_notice" in ready)) return;
+  const notice = $("weights-notice");
+  notice.replaceChildren(...withCode(ready.weights_notice ?? ""));
+  notice.hidden = !ready.weights_notice;
+  $("service-weights").textContent = ready.weights?.length ? ` · weights ${ready.weights.join(", ")}` : "";
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Picking images
 
@@ -451,6 +474,7 @@ function onJob(job) {
   }
   $("go").disabled = false;
   $("run").hidden = true;
+  checkWeights(); // the weights matter most next to a finished picture, and a restart may have changed them
   if (job.status === "succeeded") showResult(job);
   else if (job.status === "failed") showProblem("The job failed.", job.error?.message ?? "No reason was given.");
   else showProblem("Canceled.", "The job was stopped before it finished.", "notice");
@@ -651,5 +675,10 @@ wireApiKey();
 $("job-form").addEventListener("submit", submit);
 $("cancel").addEventListener("click", cancel);
 $("recent-clear").addEventListener("click", () => saveRecent([]));
+// Again whenever the tab is looked at: an operator may have fetched the real weights and restarted meanwhile.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") checkWeights();
+});
 renderRecent();
 loadParameters();
+checkWeights();

@@ -106,6 +106,17 @@ export function createClient({ baseUrl = new URL(".", location.href).href, apiKe
       return response.blob();
     },
 
+    /**
+     * GET /readyz: whether the service can take jobs, the VGG19 weights its workers run (`weights`) and,
+     * while any of them are untrained, what that means (`weights_notice`). A 503 is returned too, not
+     * thrown: its body is the problem naming what is missing, which may carry those fields as well.
+     */
+    async readiness() {
+      const response = await fetch(url("readyz"), { headers: headers(), cache: "no-store" });
+      if (!response.ok && response.status !== 503) throw await errorFrom(response);
+      return response.json();
+    },
+
     /** The API's OpenAPI document; the page reads the engine's parameters (defaults, ranges) from it. */
     async openapi() {
       return (await call("openapi.json")).json();

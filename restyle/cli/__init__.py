@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from restyle.cli import serve, stylize
+from restyle.cli import serve, stylize, weights
 from restyle.cli.arguments import EXIT_INTERRUPTED, fail
 from restyle.settings import get_settings
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stylize.add_parser(commands)
     serve.add_parsers(commands)
+    weights.add_parser(commands)
     return parser
 
 

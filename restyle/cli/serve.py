@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from core.weights_download import imagenet_cached
 from restyle.cli.arguments import int_in_range
 from restyle.settings import Settings, get_settings
 from restyle.storage import InvalidStorageUrl, StorageUnavailable, open_storage
@@ -67,6 +68,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     _add_http_flags(up)
     _add_worker_flags(up)
+    up.add_argument(
+        "--fetch-weights",
+        action="store_true",
+        help="first download ImageNet VGG19 when the weights are auto or imagenet and not cached (as "
+        "`restyle fetch-weights`); offline, go on with random weights",
+    )
     up.set_defaults(run=run_up)
 
 
@@ -188,6 +195,8 @@ def run_up(args: argparse.Namespace) -> int:
     """
     settings = get_settings()
     _configure_logging(settings)
+    if args.fetch_weights:
+        _fetch_weights(settings)
 
     def worker_command() -> list[str]:
         return [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, args.concurrency)]
@@ -209,6 +218,17 @@ def run_up(args: argparse.Namespace) -> int:
         server.should_exit = True
         watcher.join()
     return 0
+
+
+def _fetch_weights(settings: Settings) -> None:
+    """Run ``restyle fetch-weights`` when the worker would look for ImageNet weights that are not cached.
+
+    In a child process: the download's check and trim import torch, which would otherwise stay in the API's
+    process for its whole life (about 800 MB). A failure has been said by the child in one line; the worker
+    then starts on what ``auto`` finds (random weights), and ``imagenet`` fails its load as it would anyway.
+    """
+    if settings.weights in ("auto", "imagenet") and not imagenet_cached():
+        subprocess.run([sys.executable, "-m", "restyle", "fetch-weights"], check=False)
 
 
 def restart_delay(lifetime: float, previous: float) -> float:

@@ -18,6 +18,7 @@ from core.params import StyleParams
 from core.schedule import check_fits, plan_stages
 from restyle.cli.arguments import byte_count, fail, int_in_range
 from restyle.settings import get_settings
+from restyle.weights_notice import untrained_notice
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -223,14 +224,18 @@ def _write(path: Path, image: Image.Image, output_format: OutputFormat) -> None:
 
 
 def _report(output: Path, result: Stylized) -> None:
-    """The summary line on stdout. A reader that left early (``| true``) does not undo the written picture,
-    so a closed pipe is no error."""
+    """The summary line on stdout, then, for untrained weights, what they cost and how to fix it on a line of
+    its own: the last thing a person reads is why the picture looks weak. A reader that left early (``| true``)
+    does not undo the written picture, so a closed pipe is no error."""
+    lines = [
+        f"wrote {output} ({result.image.width}×{result.image.height}) in {result.seconds:.1f} s, "
+        f"{result.iterations} iterations, weights {result.weights}"
+    ]
+    notice = untrained_notice(result.weights)
+    if notice is not None:
+        lines.append(notice)
     try:
-        print(
-            f"wrote {output} ({result.image.width}×{result.image.height}) in {result.seconds:.1f} s, "
-            f"{result.iterations} iterations, weights {result.weights}",
-            flush=True,
-        )
+        print("\n".join(lines), flush=True)
     except BrokenPipeError:
         # Python flushes stdout again at exit and would report the broken pipe there; let that flush go nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

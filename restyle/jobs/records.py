@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.params import MAX_STYLES, StyleParams
+from restyle.weights_notice import WEIGHTS_DESCRIPTION
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
@@ -141,7 +142,10 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     params: StyleParams = Field(description="The parameters used, defaults filled in.")
     style_count: int
-    weights: str | None = Field(description="The VGG19 weights the worker used.", examples=["imagenet"])
+    weights: str | None = Field(
+        description=f"The VGG19 weights the worker used, once the job has succeeded. {WEIGHTS_DESCRIPTION}",
+        examples=["imagenet"],
+    )
     run_seconds: float | None = Field(description="Engine time of the successful run.")
     error: JobError | None
     cancel_requested: bool

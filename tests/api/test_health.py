@@ -10,6 +10,7 @@ import redis
 from core.params import StyleParams
 from restyle.jobs import JobStore, Reaper, Runs
 from restyle.settings import Settings
+from restyle.weights_notice import WEIGHTS_DESCRIPTION, untrained_notice
 from tests.api.conftest import METRICS_TOKEN, SCRAPER, StartApiOn
 from tests.api.storage_doubles import OUTAGE_MESSAGE, UnavailableStorage
 from tests.conftest import ALICE, ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
@@ -31,6 +32,27 @@ def test_readyz_names_the_weights_the_workers_run(api: ApiServer, worker: Worker
     with api.client(key=None) as http:
         response = http.get("/readyz")
     assert response.json()["weights"] == ["random(seed=0)"]
+
+
+def test_readyz_says_what_random_weights_cost_and_how_to_fix_it(api: ApiServer, worker: WorkerProcess) -> None:
+    with api.client(key=None) as http:
+        response = http.get("/readyz")
+    assert response.json()["weights_notice"] == untrained_notice("random(seed=0)")
+
+
+def test_readyz_has_no_weights_notice_when_the_workers_run_imagenet_weights(
+    imagenet_api: ApiServer, imagenet_worker: WorkerProcess
+) -> None:
+    with imagenet_api.client(key=None) as http:
+        ready = http.get("/readyz").json()
+    assert (ready["weights"], ready["weights_notice"]) == (["imagenet"], None)
+
+
+def test_the_weights_fields_say_what_each_name_means(idle_api: ApiServer) -> None:
+    with idle_api.client(key=None) as http:
+        schemas = http.get("/openapi.json").json()["components"]["schemas"]
+    assert WEIGHTS_DESCRIPTION in schemas["Readiness"]["properties"]["weights"]["description"]
+    assert WEIGHTS_DESCRIPTION in schemas["JobPublic"]["properties"]["weights"]["description"]
 
 
 def test_readyz_names_the_storage(api: ApiServer, worker: WorkerProcess) -> None:

@@ -44,11 +44,16 @@ def test_redis_does_not_run_as_root(stack: Stack) -> None:
     assert owners and "root" not in owners, processes
 
 
-def test_readyz_counts_the_worker_and_names_the_random_weights(http: httpx.Client) -> None:
+def test_readyz_counts_the_worker_and_names_the_imagenet_weights_the_image_was_built_with(http: httpx.Client) -> None:
     ready = http.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert len(ready.json()["workers"]) == 1
-    assert [name.startswith("random") for name in ready.json()["weights"]] == [True]
+    assert ready.json()["weights"] == ["imagenet"]
+
+
+def test_the_image_keeps_only_the_convolutions_of_the_weights_download(stack: Stack) -> None:
+    listing = stack.exec("worker", "ls", "/opt/torch/hub/checkpoints")
+    assert listing.split() == ["vgg19-dcbb9e9d-features.pth"]
 
 
 def test_metrics_answer_with_the_metrics_token(stack: Stack) -> None:

@@ -117,7 +117,7 @@ def test_missing_imagenet_weights_say_where_they_were_looked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(WeightsNotFound, match=r"checkpoints/vgg19-dcbb9e9d\.pth"):
+    with pytest.raises(WeightsNotFound, match=r"checkpoints/vgg19-dcbb9e9d-features\.pth.*restyle fetch-weights"):
         load_vgg("imagenet", device="cpu")
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from restyle.settings import Settings
+from restyle.weights_notice import FETCH_COMMAND, untrained_notice
 from tests.client.served import Served, key_of
 from tests.page.steps import Pictures, choose, open_restyle, set_parameters, wait_until_done, wait_until_running
 
@@ -50,6 +51,30 @@ def test_a_photo_and_two_paintings_become_a_result_to_download(
     assert download.suggested_filename.endswith(".png")
     with Image.open(io.BytesIO(Path(download.path()).read_bytes())) as picture:
         assert (picture.format, picture.size) == ("PNG", (32, 27))
+
+
+def test_a_service_on_random_weights_says_so_at_the_top_in_the_servers_words(
+    api: Served, worker: object, page: Page, snap: Snap
+) -> None:
+    open_restyle(page, api.url)  # no API key: readiness is open, so the notice shows before a key is typed
+    page.wait_for_selector("#weights-notice", state="visible")
+    snap(page, "notice")
+
+    notice = untrained_notice("random(seed=0)")
+    assert notice is not None
+    assert page.inner_text("#weights-notice") == notice.replace("`", "")
+    assert page.inner_text("#weights-notice code") == FETCH_COMMAND
+    assert page.get_attribute("#weights-notice", "role") == "status"
+
+
+def test_a_service_on_imagenet_weights_shows_no_notice(
+    imagenet_api: Served, imagenet_worker: object, page: Page, snap: Snap
+) -> None:
+    open_restyle(page, imagenet_api.url)
+    page.wait_for_function("document.querySelector('#service-weights').textContent.includes('imagenet')")
+    snap(page, "no-notice")
+
+    assert page.is_hidden("#weights-notice")
 
 
 def test_a_non_image_shows_the_services_message_and_keeps_the_form_filled(

@@ -17,8 +17,10 @@ from PIL import Image
 
 import core.engine
 from restyle.cli import main
+from restyle.weights_notice import untrained_notice
 from tests.conftest import REPO_ROOT
 from tests.core.pictures import encoded, make_painting, make_photo
+from tests.weights_files import write_vgg19_weights
 
 
 @pytest.fixture
@@ -71,6 +73,24 @@ def test_writes_the_result_and_reports_weights(
     with Image.open(out) as image:
         assert (image.format, image.size) == ("WEBP", (40, 33))
     assert "3 iterations, weights random(seed=0)" in capsys.readouterr().out
+
+
+def test_on_random_weights_the_last_line_says_what_they_cost_and_how_to_fix_it(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "1") == 0
+    summary, last = capsys.readouterr().out.splitlines()[-2:]
+    assert summary.endswith("weights random(seed=0)")
+    assert last == untrained_notice("random(seed=0)")
+
+
+def test_on_trained_weights_the_summary_is_the_last_line(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = write_vgg19_weights(tmp_path / "vgg19.pth")
+    argv = [*map(str, inputs), "-o", str(tmp_path / "out.png"), "--size", "32", "--iterations", "1"]
+    assert main(["stylize", *argv, "--weights", str(weights), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("1 iterations, weights file:vgg19.pth")
 
 
 def test_save_every_writes_intermediate_pictures(inputs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -1,0 +1,7 @@
+"""``python -m restyle``: the console script, for a child process run with this interpreter."""
+
+import sys
+
+from restyle.cli import main
+
+sys.exit(main())

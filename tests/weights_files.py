@@ -1,0 +1,88 @@
+"""Weights files in the formats the engine reads, made from seeded random filters: the ImageNet download's
+layout without the download."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.vgg import load_vgg
+
+# torchvision's `features` index of each of VGG19's sixteen convolutions.
+TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+
+def vgg19_state_dict(seed: int = 1, *, classifier: bool = False) -> dict[str, torch.Tensor]:
+    """VGG19's convolutions under torchvision's key names (``features.N.weight``), random from ``seed``;
+    with ``classifier``, also a small stand-in for the fully connected layers a whole download carries."""
+    generator = torch.Generator().manual_seed(seed)
+    ours = load_vgg("random", device="cpu").state_dict()
+    state = {}
+    for i, index in enumerate(TORCHVISION_CONV_INDICES):
+        shape = ours[f"convs.{i}.weight"].shape
+        # He's scale, as trained VGG19 roughly keeps it: without it activations grow layer by layer and the
+        # optimisation behaves nothing like a real run's.
+        state[f"features.{index}.weight"] = torch.randn(shape, generator=generator) * math.sqrt(2 / shape[0] / 9)
+        state[f"features.{index}.bias"] = torch.randn(shape[0], generator=generator) * 0.01
+    if classifier:
+        state["classifier.0.weight"] = torch.randn(64, 64, generator=generator)
+        state["classifier.0.bias"] = torch.zeros(64)
+    return state
+
+
+def write_vgg19_weights(path: Path, seed: int = 1, *, classifier: bool = False) -> Path:
+    """``vgg19_state_dict(seed)`` saved with torch.save at ``path`` (parents made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(vgg19_state_dict(seed, classifier=classifier), path)
+    return path
+
+
+class WeightsServer:
+    """A loopback HTTP server standing in for download.pytorch.org (or a mirror): it serves ``body`` at
+    ``url``, counts the requests, and can announce more bytes than it sends (a cut connection)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.requests, self.announce_extra = body, 0, 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests += 1
+                if self.path != "/vgg19.pth":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(server.body) + server.announce_extra))
+                self.end_headers()
+                self.wfile.write(server.body)
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the tests assert on what the client did."""
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/vgg19.pth"
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def torch_file_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """``state`` as torch.save writes it, in memory."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
