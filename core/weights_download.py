@@ -24,7 +24,8 @@ from typing import IO
 from urllib.parse import urlsplit
 
 # torchvision's VGG19_Weights.IMAGENET1K_V1. torchvision checks only the digest's first 8 hex digits (the
-# file name's suffix); this is the whole digest of that file (574,673,361 bytes), which starts with them.
+# file name's suffix); this is the whole digest of that file (574,673,361 bytes) as published, which starts
+# with them (our machines cannot download it to compute it again).
 IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 IMAGENET_SHA256 = "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44"
 FEATURES_FILENAME = "vgg19-dcbb9e9d-features.pth"
