@@ -51,8 +51,8 @@ def imagenet_cache_path() -> Path:
 def imagenet_file() -> Path:
     """The file ``imagenet`` weights load from: ours, or torchvision's whole download when only it is there
     (fetched by torchvision itself). Either may be missing; then it is ours, the one to fetch."""
-    theirs = _hub_checkpoints() / os.path.basename(IMAGENET_URL)
-    return theirs if theirs.is_file() and not imagenet_cache_path().is_file() else imagenet_cache_path()
+    ours, theirs = imagenet_cache_path(), _hub_checkpoints() / os.path.basename(IMAGENET_URL)
+    return theirs if theirs.is_file() and not ours.is_file() else ours
 
 
 def imagenet_cached() -> bool:

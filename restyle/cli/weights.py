@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.weights_download import WeightsDownloadFailed, fetch_imagenet_features, imagenet_cache_path, imagenet_file
+from core.weights_download import WeightsDownloadFailed, fetch_imagenet_features, imagenet_file
 from restyle.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -49,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
 def fetch(settings: Settings) -> Path:
     """The cached file, downloaded first (with a progress bar on stderr) when there is none."""
-    if imagenet_file().is_file():
-        return imagenet_file()
+    cached = imagenet_file()
+    if cached.is_file():
+        return cached
     bar = _DownloadBar()
     try:
-        return fetch_imagenet_features(settings.weights_url, settings.weights_sha256, imagenet_cache_path(), bar.show)
+        return fetch_imagenet_features(settings.weights_url, settings.weights_sha256, progress=bar.show)
     finally:
         bar.close()
 

@@ -11,15 +11,15 @@ import torch
 
 from core.errors import DeviceUnavailable, WeightsMismatch, WeightsNotFound
 from core.vgg import FeatureNet, load_vgg, weights_name
+from tests.weights_files import TORCHVISION_CONV_INDICES
 
 
 def state_dict_of(net: FeatureNet, prefix: str = "features.") -> dict[str, torch.Tensor]:
     """The net's convolutions under torchvision's key names (conv i sits at index 0, 2, 5, 7, …)."""
-    indices = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
     ours = net.state_dict()
     return {
         f"{prefix}{index}.{kind}": ours[f"convs.{i}.{kind}"].clone()
-        for i, index in enumerate(indices)
+        for i, index in enumerate(TORCHVISION_CONV_INDICES)
         for kind in ("weight", "bias")
     }
 
