@@ -21,14 +21,15 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torchvision.models import vgg19
+from torchvision.models import vgg16, vgg19
 from torchvision.transforms.functional import pil_to_tensor
 
 from core.budget import FULL_HISTORY
-from core.engine import Progress, stylize
+from core.engine import Progress, objective_weights, stylize
 from core.images import decode_image, fit_longest_side
 from core.losses import relative_error, tv_loss
-from core.params import LAYER_NAMES, VGG19_CONFIG, StyleParams
+from core.networks import POOL, Network
+from core.params import StyleParams
 from core.schedule import plan_stages
 from core.vgg import FeatureNet, load_vgg
 
@@ -65,7 +66,9 @@ def main() -> None:
         before = matmul_rate(device)
         seconds = seconds_per_iteration(net, content, style, size)
         after = matmul_rate(device)
-        floor = iteration_flops(StyleParams(size=size), fit_longest_side(content, size).size) / ((before + after) / 2)
+        floor = iteration_flops(net.network, StyleParams(size=size), fit_longest_side(content, size).size) / (
+            (before + after) / 2
+        )
         per_iteration[size] = seconds
         verdict = "PASS" if seconds / floor <= TARGET_FLOOR_RATIO else "MISS"
         target = f"target <= {TARGET_FLOOR_RATIO}x: {verdict}" if device.type == "cpu" else "the target is for CPUs"
@@ -150,23 +153,24 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def iteration_flops(params: StyleParams, size: tuple[int, int]) -> float:
+def iteration_flops(network: Network, params: StyleParams, size: tuple[int, int]) -> float:
     """Multiply-adds x2 of one iteration: the truncated net forward, its input gradient, and the Gram matrices.
 
     Only the input needs a gradient (the weights are frozen), so the backward pass costs one more pass of
     each convolution, not two.
     """
     layers = set(params.content_layers) | set(params.style_layers)
-    deepest = max(LAYER_NAMES.index(name) for name in layers)
+    names = network.layer_names
+    deepest = network.index(network.deepest(layers))
     width, height = size
     flops, channels, position = 0.0, 3, 0
-    for item in VGG19_CONFIG:
+    for item in network.config:
         if position > deepest:
             break
-        if item == "M":
+        if item == POOL:
             width, height, position = width // 2, height // 2, position + 1
             continue
-        relu = LAYER_NAMES[position + 1]
+        relu = names[position + 1]
         flops += 2 * 2 * channels * int(item) * 9 * width * height
         if relu in params.style_layers:
             flops += 2 * 2 * int(item) ** 2 * width * height  # Gram forward, and its gradient
@@ -253,11 +257,12 @@ def textbook_lbfgs(
     torchvision's own ``vgg19().features`` cut at the deepest layer, run layer by layer in the default (NCHW)
     layout, Grams from ``view`` and ``mm``, one scale, start from the photo, plain L-BFGS for N evaluations."""
     layers = set(params.content_layers) | set(params.style_layers)
-    stack = textbook_vgg(net, max(LAYER_NAMES.index(name) for name in layers))
+    stack = textbook_vgg(net, net.network.index(net.network.deepest(layers)))
+    weights = objective_weights(content, [style], params, net=net)
 
     def features(image: torch.Tensor, wanted: set[str]) -> dict[str, torch.Tensor]:
         found, x = {}, net.normalize(image)
-        for name, layer in zip(LAYER_NAMES, stack, strict=False):
+        for name, layer in zip(net.network.layer_names, stack, strict=False):
             x = layer(x)
             if name in wanted:
                 found[name] = x
@@ -287,9 +292,9 @@ def textbook_lbfgs(
         found = features(image, layers)
         content_term = torch.stack([relative_error(found[k], v) for k, v in content_targets.items()]).mean()
         style_term = torch.stack([relative_error(gram(found[k]), g) for k, g in grams.items()]).mean()
-        loss = params.content_weight * content_term + params.style_weight * style_term
+        loss = weights.content * content_term + weights.style * style_term
         if backward:
-            (loss + params.tv_weight * tv_loss(image)).backward()
+            (loss + weights.tv * tv_loss(image)).backward()
             curve.append((time.perf_counter() - start, loss.item()))
         return loss
 
@@ -305,10 +310,10 @@ def textbook_lbfgs(
 
 
 def textbook_vgg(net: FeatureNet, deepest: int) -> torch.nn.Sequential:
-    """torchvision's VGG19 feature stack up to layer ``deepest``, holding the same weights as ``net``."""
-    stack = vgg19().features[: deepest + 1]
+    """torchvision's feature stack of the same network up to layer ``deepest``, holding the same weights as ``net``."""
+    stack = (vgg16 if net.network.name == "vgg16" else vgg19)().features[: deepest + 1]
     ours = net.state_dict()
-    conv_positions = [i for i, name in enumerate(LAYER_NAMES[: deepest + 1]) if name.startswith("conv")]
+    conv_positions = [i for i in net.network.conv_indices if i <= deepest]
     stack.load_state_dict(
         {
             f"{position}.{kind}": ours[f"convs.{n}.{kind}"]

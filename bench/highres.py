@@ -26,6 +26,7 @@ from core import budget
 from core.engine import stylize
 from core.errors import MemoryBudgetTooSmall
 from core.images import decode_image, scaled_size
+from core.networks import VGG19
 from core.params import StyleParams
 from core.units import format_bytes, parse_bytes
 from core.vgg import load_vgg
@@ -86,7 +87,8 @@ def _untiled_fits(args: argparse.Namespace, size: int, machine: int) -> bool:
     with Image.open(args.content) as picture:
         shape = scaled_size(picture.size, size)
     try:
-        plan = budget.plan_stage(shape, [shape], *_layers(), "lbfgs", machine - budget.in_use(torch.device("cpu")))
+        available = machine - budget.in_use(torch.device("cpu"))
+        plan = budget.plan_stage(VGG19, shape, [shape], *_layers(), "lbfgs", available)
     except MemoryBudgetTooSmall:
         return False
     return plan.tiles is None and plan.history == budget.FULL_HISTORY
@@ -134,7 +136,7 @@ def run_once(
     params = StyleParams(size=size, iterations=iterations, multiscale=False)
     shape = scaled_size(content.size, size)
     plan = budget.plan_stage(
-        shape, [scaled_size(style.size, size)], *_layers(), "lbfgs", memory - budget.in_use(net.device)
+        net.network, shape, [scaled_size(style.size, size)], *_layers(), "lbfgs", memory - budget.in_use(net.device)
     )
     stamps: list[float] = []
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,13 +33,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor, nn
-from torchvision.transforms.functional import pil_to_tensor
 
 from core.engine import Progress, stylize
 from core.images import decode_image, fit_longest_side
+from core.networks import VGG19
 from core.params import LAYER_NAMES, StyleParams
 from core.schedule import style_side
-from core.vgg import RANDOM_WEIGHTS_SEED, FeatureNet, _empty_convs, _random_convs, load_vgg
+from core.vgg import RANDOM_WEIGHTS_SEED, TORCHVISION, FeatureNet, _empty_convs, _random_convs, load_vgg
+
+# The sibling helpers import as top-level modules, as a script's directory is on sys.path (bench/uploads.py's
+# do the same); run with ``-m bench.offline_weights`` it is put there.
+if __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metrics import measure, to_tensor
 
 # The team's demo pictures beside the checkout (never needed by the project itself).
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
@@ -67,8 +73,6 @@ PRE_RELU_MEAN = 0.0
 # The determinism check builds each variant twice; at this size it costs seconds yet runs every code path.
 DETERMINISM_SIZE = 128
 THUMBNAIL = 256
-HISTOGRAM_BINS = 8
-ORIENTATION_BINS = 36
 
 
 def main() -> None:
@@ -123,7 +127,7 @@ def build_patches_net(
     """
     generator = torch.Generator().manual_seed(seed)
     eps = "" if whitening_eps == WHITENING_EPS else f",eps={whitening_eps:g}"
-    net = FeatureNet(_empty_convs(), f"patches(seed={seed}{eps})")
+    net = FeatureNet(_empty_convs(VGG19), f"patches(seed={seed}{eps})", preprocessing=TORCHVISION)
 
     def fit(conv: nn.Conv2d, inputs: list[Tensor]) -> None:
         assert conv.bias is not None
@@ -151,7 +155,7 @@ def build_scaled_random_net(photo: Image.Image, painting: Image.Image, *, seed: 
     everywhere (linear, no selectivity), others nowhere (dead). Centring each on the inputs makes every
     channel a half-active detector while keeping the filters themselves.
     """
-    net = FeatureNet(_random_convs(seed), f"scaled-random(seed={seed})")
+    net = FeatureNet(_random_convs(VGG19, seed), f"scaled-random(seed={seed})", preprocessing=TORCHVISION)
     _fit_layer_by_layer(net, [photo, painting], lambda conv, inputs: _standardise(conv, inputs))
     return _channels_last(net)
 
@@ -165,7 +169,7 @@ def _fit_layer_by_layer(
     The activations are carried forward one layer at a time, so the whole net costs one forward pass per
     picture beside the fitting itself. Pooling is max, the engine's default.
     """
-    inputs = [net.normalize(_to_tensor(image)) for image in images]
+    inputs = [net.normalize(to_tensor(image)) for image in images]
     convs = iter(net.convs)
     for name in LAYER_NAMES:
         if name.startswith("conv"):
@@ -293,70 +297,6 @@ def _print_progress(progress: Progress) -> None:
         print(f"   iteration {progress.iteration}/{progress.total}, {progress.elapsed:.0f} s", flush=True)
 
 
-def measure(result: Image.Image, photo: Image.Image, painting: Image.Image) -> dict[str, float]:
-    """The three pixel metrics of a result against the photo and the painting it was made from."""
-    image, painting_pixels = _to_tensor(result)[0], _to_tensor(painting)[0]
-    photo_pixels = _to_tensor(photo.resize(result.size, Image.Resampling.LANCZOS))[0]
-    return {
-        "colour": _hellinger(_colour_histogram(image), _colour_histogram(painting_pixels)),
-        "orientation": _hellinger(_orientation_histogram(image), _orientation_histogram(painting_pixels)),
-        "edge_ssim": _edge_ssim(image, photo_pixels),
-    }
-
-
-def _colour_histogram(pixels: Tensor) -> Tensor:
-    """Joint RGB histogram, HISTOGRAM_BINS per channel, as a distribution."""
-    bins = (pixels * HISTOGRAM_BINS).long().clamp(0, HISTOGRAM_BINS - 1)
-    index = (bins[0] * HISTOGRAM_BINS + bins[1]) * HISTOGRAM_BINS + bins[2]
-    counts = torch.bincount(index.flatten(), minlength=HISTOGRAM_BINS**3).double()
-    return counts / counts.sum()
-
-
-def _orientation_histogram(pixels: Tensor) -> Tensor:
-    """Sobel gradient orientations over [0, π), weighted by gradient magnitude, as a distribution."""
-    gx, gy = _sobel(_grey(pixels))
-    angle = torch.atan2(gy, gx).remainder(math.pi)
-    index = (angle / math.pi * ORIENTATION_BINS).long().clamp(0, ORIENTATION_BINS - 1)
-    counts = torch.bincount(index.flatten(), weights=torch.hypot(gx, gy).flatten().double(), minlength=ORIENTATION_BINS)
-    return counts / counts.sum()
-
-
-def _hellinger(p: Tensor, q: Tensor) -> float:
-    return float((1 - (p * q).sqrt().sum()).clamp_min(0).sqrt())
-
-
-def _edge_ssim(result: Tensor, photo: Tensor) -> float:
-    """SSIM (Wang et al. 2004: 11×11 Gaussian window, σ 1.5, K 0.01/0.03) of Sobel magnitudes of the greys.
-
-    The dynamic range is the photo's largest edge magnitude, so every variant of a pair is scored on one scale.
-    """
-    a, b = (torch.hypot(*_sobel(_grey(pixels)))[None, None] for pixels in (result, photo))
-    data_range = float(b.max())
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    taps = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
-    window = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
-
-    def blur(x: Tensor) -> Tensor:
-        return F.conv2d(x, window)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim.mean())
-
-
-def _grey(pixels: Tensor) -> Tensor:
-    return 0.299 * pixels[0] + 0.587 * pixels[1] + 0.114 * pixels[2]
-
-
-def _sobel(grey: Tensor) -> tuple[Tensor, Tensor]:
-    kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    padded = F.pad(grey[None, None], (1, 1, 1, 1), mode="replicate")
-    gx = F.conv2d(padded, kernel[None, None])[0, 0]
-    gy = F.conv2d(padded, kernel.T[None, None])[0, 0]
-    return gx, gy
-
-
 def report(runs_dir: Path, out: Path) -> None:
     """Print the table and win counts, and write the JSON figures and the contact sheet, from complete pairs."""
     lines = [line for log in sorted(runs_dir.glob("*.jsonl")) for line in log.read_text().splitlines()]
@@ -432,10 +372,6 @@ def make_sheet(pairs: dict[str, dict[str, dict[str, Any]]], labels: list[str], p
 def _load(name: str) -> Image.Image:
     path = IMAGES / f"{name}.jpg"
     return decode_image(path.read_bytes(), name=str(path))
-
-
-def _to_tensor(image: Image.Image) -> Tensor:
-    return pil_to_tensor(image).float().div_(255.0)[None]
 
 
 def _forget(log: Path, labels: set[str]) -> None:

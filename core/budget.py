@@ -4,7 +4,7 @@ The figures are a model, fitted on our CPU (peak RSS of forward and backward pas
 1280×1600 px, glibc keeping freed memory as ``core.memory`` asks): a pass with autograd holds about 2.6
 float32 values per activation of the network, one without about 0.9, where the activations of a pixel are
 the channels of every convolution up to the deepest layer in use, divided by its stride squared (290 for
-relu5_1). The budget covers everything the run adds to the process: what the process held before (libraries,
+VGG19's relu5_1). The budget covers everything the run adds to the process: what the process held before (libraries,
 the network's weights) is taken off first.
 
 Policy when a stage does not fit whole with the full L-BFGS history of 50 pairs: the grid of tiles with the
@@ -18,14 +18,13 @@ import math
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import torch
 
 from core.errors import MemoryBudgetTooSmall
-from core.params import LAYER_NAMES, VGG19_CONFIG
-from core.tiling import TilePlan, deepest_reach, plan_tiles, reach
+from core.networks import Network, stride
+from core.tiling import TilePlan, deepest_reach, plan_tiles
 from core.units import format_bytes
 
 FULL_HISTORY = 50
@@ -91,28 +90,18 @@ class StagePlan:
         return self.height * self.width * (self.tiles.work if self.tiles is not None else 1.0)
 
 
-def activations_per_pixel(layers: Collection[str]) -> float:
-    """Activations per input pixel of a pass up to the deepest of ``layers``."""
-    deepest = max(LAYER_NAMES.index(name) for name in layers)
-    convs = [name for name in LAYER_NAMES[: deepest + 1] if name.startswith("conv")]
-    return sum(_per_pixel(name) for name in convs)
+def activations_per_pixel(network: Network, layers: Collection[str]) -> float:
+    """Activations per input pixel of a pass through ``network`` up to the deepest of ``layers``."""
+    return sum(_per_pixel(network, name) for name in network.up_to(layers) if name.startswith("conv"))
 
 
-@cache
-def _channels(layer: str) -> int:
-    channels, config = 3, iter(VGG19_CONFIG)
-    for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]:
-        if name.startswith(("conv", "pool")) and (item := next(config)) != "M":
-            channels = int(item)
-    return channels
-
-
-def _per_pixel(layer: str) -> float:
+def _per_pixel(network: Network, layer: str) -> float:
     """Values of ``layer`` per input pixel."""
-    return _channels(layer) / reach(layer).stride ** 2
+    return network.channels(layer) / stride(layer) ** 2
 
 
 def plan_stage(
+    network: Network,
     size: tuple[int, int],
     style_sizes: Sequence[tuple[int, int]],
     content_layers: Collection[str],
@@ -126,11 +115,11 @@ def plan_stage(
     width, height = size
     layers = set(content_layers) | set(style_layers)
     pixels = height * width
-    activations = activations_per_pixel(layers)
+    activations = activations_per_pixel(network, layers)
     with_grad = VALUES_PER_ACTIVATION_GRAD * activations * _FLOAT
     without_grad = VALUES_PER_ACTIVATION_NO_GRAD * activations * _FLOAT
     # The content target is kept whole, whatever the tiles.
-    content_target = sum(_per_pixel(layer) for layer in content_layers) * _FLOAT
+    content_target = sum(_per_pixel(network, layer) for layer in content_layers) * _FLOAT
     fixed = pixels * (PICTURE_BUFFERS * _RGB * _FLOAT + content_target)
     pair = 2 * _RGB * _FLOAT * pixels
 
@@ -139,7 +128,7 @@ def plan_stage(
 
     def tiles_leaving(history: int) -> TilePlan | None:
         room = available - fixed - state(history)
-        return plan_tiles(height, width, layers, int(room / with_grad)) if room > 0 else None
+        return plan_tiles(network, height, width, layers, int(room / with_grad)) if room > 0 else None
 
     tiles = tiles_leaving(FULL_HISTORY)
     history = FULL_HISTORY
@@ -148,7 +137,7 @@ def plan_stage(
         # leaves, up to the full one.
         tiles = tiles_leaving(MIN_HISTORY)
         if tiles is None:
-            needed = fixed + state(MIN_HISTORY) + with_grad * _smallest_crop(layers, height, width)
+            needed = fixed + state(MIN_HISTORY) + with_grad * _smallest_crop(network, layers, height, width)
             raise MemoryBudgetTooSmall(
                 f"a {width}×{height} px stage needs at least {format_bytes(needed / PLANNED_SHARE)} even in the "
                 f"smallest tiles, and the memory budget leaves {format_bytes(max(budget, 0))} for the run: raise "
@@ -157,8 +146,10 @@ def plan_stage(
         left = available - fixed - with_grad * tiles.largest
         history = max(MIN_HISTORY, min(FULL_HISTORY, math.floor(left / pair)))
     room_for_targets = available - fixed
-    content_tiles = _tiles_for_targets(height, width, layers, room_for_targets, without_grad)
-    style_tiles = tuple(_tiles_for_targets(h, w, style_layers, room_for_targets, without_grad) for w, h in style_sizes)
+    content_tiles = _tiles_for_targets(network, height, width, layers, room_for_targets, without_grad)
+    style_tiles = tuple(
+        _tiles_for_targets(network, h, w, style_layers, room_for_targets, without_grad) for w, h in style_sizes
+    )
     return StagePlan(
         height,
         width,
@@ -170,9 +161,9 @@ def plan_stage(
 
 
 def _tiles_for_targets(
-    height: int, width: int, layers: Collection[str], room: float, per_pixel: float
+    network: Network, height: int, width: int, layers: Collection[str], room: float, per_pixel: float
 ) -> TilePlan | None:
-    plan = plan_tiles(height, width, layers, int(room / per_pixel)) if room > 0 else None
+    plan = plan_tiles(network, height, width, layers, int(room / per_pixel)) if room > 0 else None
     if plan is None:
         raise MemoryBudgetTooSmall(
             f"a {width}×{height} px picture does not fit the memory budget even in tiles: raise the budget "
@@ -181,7 +172,7 @@ def _tiles_for_targets(
     return plan if len(plan.tiles) > 1 else None
 
 
-def _smallest_crop(layers: Collection[str], height: int, width: int) -> int:
-    reach_ = deepest_reach(layers)
+def _smallest_crop(network: Network, layers: Collection[str], height: int, width: int) -> int:
+    reach_ = deepest_reach(network, layers)
     side = reach_.stride + reach_.halo_before + reach_.halo_after
     return min(height, side) * min(width, side)

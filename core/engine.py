@@ -38,6 +38,10 @@ from core.params import StyleParams
 from core.schedule import Stage, check_fits, plan_stages, style_side
 from core.vgg import FeatureNet
 
+# Where the content and style weights are balanced (``_Run.balanced_weights``): the photo moved along the style
+# gradient by this root-mean-square change per channel value (on the 0–1 scale).
+BALANCE_STEP = 0.05
+_TINY = 1e-30
 # Tiled stages of up to this many tiles keep core.memory's allocator policy (see _heap_may_keep).
 MAX_TILES_IN_KEPT_HEAP = 2
 
@@ -98,10 +102,11 @@ def stylize(
     ``MemoryBudgetTooSmall`` is raised before any work when not even the smallest tiles fit it.
     """
     blend = params.blend_weights(len(styles))
+    net.network.check_layers({*params.content_layers, *params.style_layers})
     check_fits(params, ("content", content.size), [(f"style {i}", style.size) for i, style in enumerate(styles, 1)])
     stages = plan_stages(params)
     budget = memory_budget if memory_budget is not None else default_budget(net.device)
-    plans = _plan_stages_memory(params, content, styles, stages, budget - in_use(net.device))
+    plans = _plan_stages_memory(net, params, content, styles, stages, budget - in_use(net.device))
     content_source, style_sources = content, list(styles)
     if params.preserve_colors == "luminance":
         content_source = colors.luminance_only(content)
@@ -129,12 +134,32 @@ def stylize(
     )
 
 
+def objective_weights(
+    content: Image.Image, styles: Sequence[Image.Image], params: StyleParams, *, net: FeatureNet
+) -> _Weights:
+    """The factors ``stylize`` puts on the content, style and smoothing errors at the final size (whole, with
+    ``params``' colour handling left out): for measurements that must minimise the engine's own objective."""
+    blend = params.blend_weights(len(styles))
+    stage = Stage(params.size, 1)
+    (plan,) = _plan_stages_memory(net, params, content, styles, [stage], default_budget(net.device))
+    photo = _to_tensor(fit_longest_side(content, params.size), net.device)
+    targets = _Targets.compute(net, params, photo, styles, blend, params.size, plan)
+    run = _Run(params, net, [1], [plan.work], None, None, None, 0)
+    return run.balanced_weights(photo, targets, plan)
+
+
 def _plan_stages_memory(
-    params: StyleParams, content: Image.Image, styles: Sequence[Image.Image], stages: Sequence[Stage], available: int
+    net: FeatureNet,
+    params: StyleParams,
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    stages: Sequence[Stage],
+    available: int,
 ) -> list[StagePlan]:
     """Every stage's memory plan, made before any work so that a budget too small fails at once."""
     return [
         plan_stage(
+            net.network,
             scaled_size(content.size, stage.size),
             [scaled_size(style.size, style_side(params, stage.size)) for style in styles],
             params.content_layers,
@@ -164,8 +189,9 @@ def _optimise_stages(
                 image = _initial_image(run.params, photo)
             else:
                 image = F.interpolate(image, size=photo.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+            weights = run.balanced_weights(photo, targets, plan)
             del photo
-            image = run.optimise(image, targets, stage, plan)
+            image = run.optimise(image, targets, stage, plan, weights)
     assert image is not None
     return image
 
@@ -228,7 +254,49 @@ class _Run:
         self.content_weights = _normalised(params.content_layers)
         self.style_weights = _normalised(params.style_layers)
 
-    def optimise(self, image: Tensor, targets: _Targets, stage: Stage, plan: StagePlan) -> Tensor:
+    def balanced_weights(self, photo: Tensor, targets: _Targets, plan: StagePlan) -> _Weights:
+        """The weights of the three terms for one stage: the user's, each divided by the length of its term's
+        gradient in the picture at the balance point (see ``BALANCE_STEP``).
+
+        The relative errors alone do not make a weight mean the same on another network: how hard a network's
+        Gram matrices pull on the pixels, and how stiffly its content features push back, differ by orders of
+        magnitude between trained and random filters. Measured in the picture instead, with both gradients
+        made unit length where style has moved the photo by ``BALANCE_STEP``, ``style_weight / content_weight``
+        is the ratio of the two pulls there, whichever network runs: at 1 they are equal, so the result settles
+        about ``BALANCE_STEP`` from the photo; less stays nearer it, more goes further into the painting. The
+        smoothing term is measured at the same point, where style has added its grain, so ``tv_weight`` is in the
+        same units.
+        """
+        params = self.params
+        direction = self._gradient(photo, targets, plan, content=0.0, style=1.0)
+        moved = (photo - BALANCE_STEP * direction / _rms(direction)).clamp_(0, 1)
+        del direction
+        style_pull = self._gradient(moved, targets, plan, content=0.0, style=1.0)
+        content_push = self._gradient(moved, targets, plan, content=1.0, style=0.0)
+        smoothing_push = torch.zeros_like(moved)
+        tv_loss_into(moved, 1.0, smoothing_push)
+        return _Weights(
+            content=params.content_weight / _length(content_push),
+            style=params.style_weight / _length(style_pull),
+            tv=params.tv_weight / _length(smoothing_push),
+        )
+
+    def _gradient(self, image: Tensor, targets: _Targets, plan: StagePlan, *, content: float, style: float) -> Tensor:
+        """The gradient in ``image`` of ``content``·C + ``style``·S, whole or tiled as the stage runs."""
+        if plan.tiles is None:
+            picture = image.detach().requires_grad_(True)
+            content_error, style_error = self._errors(picture, targets)
+            (content * content_error + style * style_error).backward()
+            assert picture.grad is not None
+            return picture.grad
+        gradient = torch.zeros_like(image)
+        layer_targets = self._layer_targets(targets, _Weights(content, style, 0.0))
+        tiling.tiled_gradient(
+            self.net, image, layer_targets, self.params.pooling, plan.tiles, gradient, self._check_cancelled
+        )
+        return gradient
+
+    def optimise(self, image: Tensor, targets: _Targets, stage: Stage, plan: StagePlan, weights: _Weights) -> Tensor:
         """Run one stage's iterations with the chosen optimiser and return the detached result."""
         self.stage += 1
         self.stage_started, self.stage_done = time.perf_counter(), 0
@@ -237,11 +305,11 @@ class _Run:
         objective: Callable[[], _Evaluation]
         if plan.tiles is None:
             # The optimisers update ``image`` in place, so a replayed objective always sees the current picture.
-            objective = Replayed(lambda: self._objective(image, targets), image.device)
+            objective = Replayed(lambda: self._objective(image, targets, weights), image.device)
         else:
             # Not replayed: tiles differ in shape, and a graph per shape would hold each shape's memory at once,
             # which is what tiling is there to avoid; a tile's kernels are large enough that launching is cheap.
-            objective = self._tiled_objective(image, targets, plan.tiles)
+            objective = self._tiled_objective(image, targets, plan.tiles, weights)
         if self.params.optimizer == "lbfgs":
             # Fixed unit steps and no tolerances: the caller asked for a number of iterations, and progress
             # totals must hold.
@@ -270,49 +338,55 @@ class _Run:
         if self.is_cancelled is not None and self.is_cancelled():
             raise Cancelled(f"stopped by request after {self.iteration} of {self.total} iterations")
 
-    def _objective(self, image: Tensor, targets: _Targets) -> _Evaluation:
+    def _errors(self, image: Tensor, targets: _Targets) -> tuple[Tensor, Tensor]:
+        """The content and style errors of ``image``: each group's relative errors, weighted by layer."""
+        features = self.net(image, self.layers, self.params.pooling)
+        zero = torch.zeros((), device=image.device)
+        content = sum(
+            (w * content_loss(features[n], targets.content[n]) for n, w in self.content_weights.items()), zero
+        )
+        style = sum((w * style_loss(features[n], targets.grams[n]) for n, w in self.style_weights.items()), zero)
+        return content, style
+
+    def _objective(self, image: Tensor, targets: _Targets, weights: _Weights) -> _Evaluation:
         """The weighted losses and their gradient in the picture: the GPU work a CUDA graph can replay."""
         image.grad = None
-        features = self.net(image, self.layers, self.params.pooling)
-        content = sum(
-            (w * content_loss(features[n], targets.content[n]) for n, w in self.content_weights.items()),
-            torch.zeros((), device=image.device),
-        )
-        style = sum(
-            (w * style_loss(features[n], targets.grams[n]) for n, w in self.style_weights.items()),
-            torch.zeros((), device=image.device),
-        )
+        content, style = self._errors(image, targets)
         tv = tv_loss(image)
-        total = self.params.content_weight * content + self.params.style_weight * style + self.params.tv_weight * tv
+        total = weights.content * content + weights.style * style + weights.tv * tv
         total.backward()
         assert image.grad is not None
         return _Evaluation(content, style, tv, total, image.grad)
 
-    def _tiled_objective(self, image: Tensor, targets: _Targets, plan: tiling.TilePlan) -> Callable[[], _Evaluation]:
-        """The same evaluation as ``_objective``, the network's part computed tile by tile into one buffer."""
-        params = self.params
-        layer_targets = {
+    def _layer_targets(self, targets: _Targets, weights: _Weights) -> dict[str, tiling.LayerTargets]:
+        return {
             name: tiling.LayerTargets(
                 content=targets.content.get(name),
                 gram=targets.grams.get(name),
-                content_weight=params.content_weight * self.content_weights.get(name, 0.0),
-                style_weight=params.style_weight * self.style_weights.get(name, 0.0),
+                content_weight=weights.content * self.content_weights.get(name, 0.0),
+                style_weight=weights.style * self.style_weights.get(name, 0.0),
             )
             for name in self.layers
         }
+
+    def _tiled_objective(
+        self, image: Tensor, targets: _Targets, plan: tiling.TilePlan, weights: _Weights
+    ) -> Callable[[], _Evaluation]:
+        """The same evaluation as ``_objective``, the network's part computed tile by tile into one buffer."""
+        layer_targets = self._layer_targets(targets, weights)
         gradient = torch.zeros_like(image)
 
         def evaluate() -> _Evaluation:
             contents, styles = tiling.tiled_gradient(
-                self.net, image, layer_targets, params.pooling, plan, gradient, self._check_cancelled
+                self.net, image, layer_targets, self.params.pooling, plan, gradient, self._check_cancelled
             )
             zero = torch.zeros((), device=image.device)
             content = sum((w * contents[n] for n, w in self.content_weights.items()), zero)
             style = sum((w * styles[n] for n, w in self.style_weights.items()), zero)
             with torch.no_grad():
-                tv = tv_loss_into(image, params.tv_weight, gradient)
+                tv = tv_loss_into(image, weights.tv, gradient)
             image.grad = gradient  # where Adam looks for it
-            total = params.content_weight * content + params.style_weight * style + params.tv_weight * tv
+            total = weights.content * content + weights.style * style + weights.tv * tv
             return _Evaluation(content, style, tv, total, gradient)
 
         return evaluate
@@ -351,6 +425,24 @@ class _Run:
             for count, work in zip(self.stage_iterations[index + 1 :], self.stage_work[index + 1 :], strict=True)
         )
         return per_iteration * (left + later)
+
+
+class _Weights(NamedTuple):
+    """The factors of the content, style and total-variation terms in the objective that a stage minimises."""
+
+    content: float
+    style: float
+    tv: float
+
+
+def _length(gradient: Tensor) -> float:
+    """A gradient's Euclidean length, kept off zero (a term that does not pull at all keeps a finite weight)."""
+    return max(float(torch.linalg.vector_norm(gradient)), _TINY)
+
+
+def _rms(gradient: Tensor) -> float:
+    """Root mean square of a gradient's entries, kept off zero."""
+    return max(float(gradient.pow(2).mean().sqrt()), _TINY)
 
 
 class _Evaluation(NamedTuple):

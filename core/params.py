@@ -9,48 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from core.errors import InvalidRequest
+from core.networks import ALL_LAYER_NAMES, DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, pools_before
 
-# VGG19's convolutional stack ("configuration E"): output channels per conv, "M" for a pooling stage.
-VGG19_CONFIG: tuple[int | str, ...] = (
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-)
-
-
-def _layer_names() -> tuple[str, ...]:
-    """Name every layer of the stack the way the papers do (conv3_1, relu3_1, pool3, …)."""
-    names: list[str] = []
-    block, index = 1, 1
-    for item in VGG19_CONFIG:
-        if item == "M":
-            names.append(f"pool{block}")
-            block, index = block + 1, 1
-        else:
-            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
-            index += 1
-    return tuple(names)
-
-
-LAYER_NAMES = _layer_names()
+# Every layer name a network may have (VGG19's; VGG16's are a subset): what a request may name at all. Whether
+# the network that runs it has the layer is checked where the network is known (``Network.check_layers``).
+LAYER_NAMES = ALL_LAYER_NAMES
 MAX_STYLES = 4
 # The largest picture the engine makes; tiling keeps it within a memory budget (see core.budget).
 MAX_SIZE = 4096
@@ -59,6 +22,12 @@ MAX_SIZE = 4096
 # there, and each final-size iteration costs several coarse ones. Measured here at 512 and 1024 px, a single
 # scale reached a lower loss for the time, so smaller pictures keep it.
 COARSE_TO_FINE_ABOVE = 1024
+# Chosen on trained filters (Keras's ImageNet VGG16, README "Style weight"): the photo's scene and the painting's
+# strokes both clearly there across photo × painting pairs; the page's slider spans it × 10^±2.
+DEFAULT_STYLE_WEIGHT = 3.0
+# Light: below the slider's lowest style weight, so that a barely stylised photo is not a blurred one; at the
+# default style weight it only damps the finest grain (README "Style weight").
+DEFAULT_TV_WEIGHT = 0.01
 
 
 def _parse_layer_weights(value: Any) -> Any:
@@ -86,8 +55,11 @@ BlendWeights = Annotated[list[Annotated[float, Field(ge=0, le=1e4)]], BeforeVali
 class StyleParams(BaseModel):
     """Everything that shapes one stylised picture; defaults give a good 512 px result untuned.
 
-    Losses are normalised (Gram matrices by pixel count, each layer's error relative to its target's
-    energy), so the weights keep their meaning at any image size and with any network weights.
+    Each layer's content and style error is relative to its target (``core.losses``), so the errors keep their
+    meaning at any size; the three weights are then measured in the picture, each term's gradient made unit
+    length where the style has begun to move the photo (``core.engine``), so that a weight means the same on
+    any network and its filters: ``style_weight / content_weight`` is how much harder the painting pulls than
+    the photo holds.
     """
 
     # NaN and infinity pass every range check vacuously or fail it with a misleading bound; refuse them as such.
@@ -95,12 +67,21 @@ class StyleParams(BaseModel):
 
     content_weight: float = Field(1.0, ge=0, le=1e6, description="How strongly the result keeps the photo's structure.")
     style_weight: float = Field(
-        1e3,
+        DEFAULT_STYLE_WEIGHT,
         ge=0,
         le=1e9,
-        description="How strongly the result takes the painting's textures; more style means less content.",
+        description=(
+            "How strongly the result takes the painting's textures, relative to content_weight; more style means "
+            f"less content. Around {DEFAULT_STYLE_WEIGHT:g}: both clearly there; ×0.01 barely touches the photo, "
+            "×100 paints it over."
+        ),
     )
-    tv_weight: float = Field(1.0, ge=0, le=1e6, description="Total-variation smoothing; 0 turns it off.")
+    tv_weight: float = Field(
+        DEFAULT_TV_WEIGHT,
+        ge=0,
+        le=1e6,
+        description="Total-variation smoothing, relative to content_weight as style_weight is; 0 turns it off.",
+    )
     iterations: int = Field(
         300, ge=1, le=5000, description="Optimiser steps over all scales (one forward+backward each)."
     )
@@ -112,17 +93,17 @@ class StyleParams(BaseModel):
         description="Style images are resized to size × style_scale; smaller gives finer brush strokes.",
     )
     content_layers: LayerWeights = Field(
-        default_factory=lambda: {"relu4_2": 1.0},
+        default_factory=lambda: dict.fromkeys(DEFAULT_CONTENT_LAYERS, 1.0),
         description="Layers whose features the result keeps from the photo, as 'layer[:weight],…'.",
     )
     style_layers: LayerWeights = Field(
-        default_factory=lambda: {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")},
+        default_factory=lambda: dict.fromkeys(DEFAULT_STYLE_LAYERS, 1.0),
         description="Layers whose Gram matrices the result takes from the painting, as 'layer[:weight],…'.",
     )
     style_blend: BlendWeights | None = Field(
         None, description="Relative weight of each style image (one number per style); equal when omitted."
     )
-    pooling: Literal["max", "avg"] = Field("max", description="Pooling inside VGG19; avg gives smoother results.")
+    pooling: Literal["max", "avg"] = Field("max", description="Pooling inside the network; avg gives smoother results.")
     init: Literal["content", "noise"] = Field("content", description="Start from the photo or from seeded noise.")
     optimizer: Literal["lbfgs", "adam"] = Field(
         "lbfgs", description="L-BFGS converges in fewer steps; Adam uses less memory."
@@ -164,7 +145,7 @@ class StyleParams(BaseModel):
             raise ValueError("name at least one layer")
         unknown = sorted(set(layers) - set(LAYER_NAMES))
         if unknown:
-            raise ValueError(f"unknown VGG19 layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_NAMES)}")
+            raise ValueError(f"unknown VGG layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_NAMES)}")
         return layers
 
     @field_validator("style_blend")
@@ -180,8 +161,7 @@ class StyleParams(BaseModel):
     def min_side(self) -> int:
         """The shortest picture side, in px, that still reaches the deepest layer in use with one position:
         each pooling stage on the way halves it."""
-        deepest = max(LAYER_NAMES.index(name) for name in (*self.content_layers, *self.style_layers))
-        return 2 ** sum(name.startswith("pool") for name in LAYER_NAMES[: deepest + 1])
+        return 2 ** max(pools_before(name) for name in (*self.content_layers, *self.style_layers))
 
     @property
     def coarse_to_fine(self) -> bool:

@@ -8,17 +8,16 @@ pass runs each tile forward and backward from its owned positions alone and adds
 into the picture's. The last tile of the first pass keeps its autograd graph and opens the second pass, so
 one tile in each evaluation is run once, not twice.
 
-Exactness needs two things of the tiles, both found from VGG19's layer arithmetic in ``Reach``:
+Exactness needs two things of the tiles, both found from the network's layer arithmetic in ``Reach``:
 - each crop starts on the grid of the deepest layer's stride, so every pooling window falls where it falls
   on the whole picture;
 - each crop reaches past its owned block by the receptive field of the deepest layer (80 px before and
-  70 px after for relu5_1), so no owned position sees the crop's zero padding.
+  70 px after for VGG19's relu5_1), so no owned position sees the crop's zero padding.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,7 +27,8 @@ import torch
 from torch import Tensor
 
 from core.losses import energy, gram_matrix
-from core.params import LAYER_NAMES
+from core.networks import Network, stride
+from core.networks import Reach as Reach  # part of this module's interface: what ``reach`` returns
 from core.vgg import FeatureNet
 
 # A forward and backward pass costs about two forward passes: the network's weights are frozen, so the
@@ -36,40 +36,13 @@ from core.vgg import FeatureNet
 PASS_COST = 2
 
 
-@dataclass(frozen=True)
-class Reach:
-    """Which input pixels one position of a layer depends on: position i reads [stride·i − before,
-    stride·i + after]. Each 3×3 convolution widens that by one stride on both sides; each 2×2 pooling doubles
-    the stride and widens the far side by the old stride (its window's second cell)."""
-
-    stride: int
-    before: int
-    after: int
-
-    @property
-    def halo_before(self) -> int:
-        """Pixels a crop needs before its owned block, rounded up to the stride so the crop stays on the grid."""
-        return math.ceil(self.before / self.stride) * self.stride
-
-    @property
-    def halo_after(self) -> int:
-        """Pixels a crop needs past its owned block: the last owned position starts one stride before its end."""
-        return self.after - (self.stride - 1)
-
-
 @cache
-def reach(layer: str) -> Reach:
-    stride, before, after = 1, 0, 0
-    for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]:
-        if name.startswith("conv"):
-            before, after = before + stride, after + stride
-        elif name.startswith("pool"):
-            after, stride = after + stride, stride * 2
-    return Reach(stride, before, after)
+def reach(network: Network, layer: str) -> Reach:
+    return network.reach(layer)
 
 
-def deepest_reach(layers: Collection[str]) -> Reach:
-    return reach(max(layers, key=LAYER_NAMES.index))
+def deepest_reach(network: Network, layers: Collection[str]) -> Reach:
+    return reach(network, network.deepest(layers))
 
 
 @dataclass(frozen=True)
@@ -110,13 +83,13 @@ class Tile:
 
     def owned(self, features: Tensor, layer: str, height: int, width: int) -> Tensor:
         """The part of this tile's features at ``layer`` that the tile owns (of a ``height``×``width`` picture)."""
-        stride = reach(layer).stride
-        return features[..., self.rows.owned_in_crop(stride, height), self.cols.owned_in_crop(stride, width)]
+        step = stride(layer)
+        return features[..., self.rows.owned_in_crop(step, height), self.cols.owned_in_crop(step, width)]
 
     def owned_of_whole(self, features: Tensor, layer: str, height: int, width: int) -> Tensor:
         """The same positions in features of the whole picture (a target, or the assembled features)."""
-        stride = reach(layer).stride
-        return features[..., self.rows.owned_positions(stride, height), self.cols.owned_positions(stride, width)]
+        step = stride(layer)
+        return features[..., self.rows.owned_positions(step, height), self.cols.owned_positions(step, width)]
 
 
 @dataclass(frozen=True)
@@ -156,20 +129,20 @@ def split(length: int, reach_: Reach, parts: int) -> list[Span]:
     ]
 
 
-def grid(height: int, width: int, layers: Collection[str], rows: int, cols: int) -> TilePlan:
-    reach_ = deepest_reach(layers)
+def grid(network: Network, height: int, width: int, layers: Collection[str], rows: int, cols: int) -> TilePlan:
+    reach_ = deepest_reach(network, layers)
     tiles = tuple(Tile(r, c) for r in split(height, reach_, rows) for c in split(width, reach_, cols))
     return TilePlan(height, width, tiles)
 
 
-def plan_tiles(height: int, width: int, layers: Collection[str], max_pixels: int) -> TilePlan | None:
+def plan_tiles(network: Network, height: int, width: int, layers: Collection[str], max_pixels: int) -> TilePlan | None:
     """The grid with the least work whose largest crop has at most ``max_pixels``; None when none has.
 
     A grid's largest crop is its longest row span times its longest column span, and its crops add up to the
     spans' totals multiplied, so each axis is split once per count and the grids compared by arithmetic.
     One tile (the untiled picture) wins whenever it fits, since it has the least work of all.
     """
-    reach_ = deepest_reach(layers)
+    reach_ = deepest_reach(network, layers)
     rows = [_axis(height, reach_, parts) for parts in range(1, height // reach_.stride + 1)]
     cols = [_axis(width, reach_, parts) for parts in range(1, width // reach_.stride + 1)]
     best: tuple[float, int, int] | None = None
@@ -182,7 +155,7 @@ def plan_tiles(height: int, width: int, layers: Collection[str], max_pixels: int
             if best is None or work < best[0]:
                 best = (work, row_parts, col_parts)
             break  # more columns only add work once the crops fit
-    return None if best is None else grid(height, width, layers, best[1], best[2])
+    return None if best is None else grid(network, height, width, layers, best[1], best[2])
 
 
 def _axis(length: int, reach_: Reach, parts: int) -> tuple[int, int, int]:
@@ -210,8 +183,8 @@ class _Layer:
 
     def __init__(self, name: str, target: LayerTargets, height: int, width: int) -> None:
         self.name, self.target, self.height, self.width = name, target, height, width
-        stride = reach(name).stride
-        self.positions = (height // stride) * (width // stride)
+        step = stride(name)
+        self.positions = (height // step) * (width // step)
         self.gram_sum: Tensor | None = None
         self.squared_error: Tensor | None = None
         self.style_factor: Tensor | None = None
@@ -372,8 +345,8 @@ def whole_features(
         for tile in plan.tiles:
             for layer, features in net(tile.crop(picture), layers, pooling).items():
                 if layer not in whole:
-                    stride = reach(layer).stride
-                    whole[layer] = features.new_zeros(1, features.shape[1], height // stride, width // stride)
+                    step = stride(layer)
+                    whole[layer] = features.new_zeros(1, features.shape[1], height // step, width // step)
                 owned = tile.owned(features, layer, height, width)
                 tile.owned_of_whole(whole[layer], layer, height, width).copy_(owned)
         return whole
@@ -394,6 +367,6 @@ def whole_grams(
                 product = _gram_sum(tile.owned(features, layer, height, width))
                 sums[layer] = sums[layer].add_(product) if layer in sums else product
         return {
-            layer: (total / ((height // reach(layer).stride) * (width // reach(layer).stride)))[None]
+            layer: (total / ((height // stride(layer)) * (width // stride(layer))))[None]
             for layer, total in sums.items()
         }

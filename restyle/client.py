@@ -1,7 +1,7 @@
 """A small synchronous Python client for Restyle's HTTP API, built on httpx; it never imports torch.
 
     with Client("http://127.0.0.1:8000", api_key="…") as client:
-        png = client.stylize("photo.jpg", ["starry-night.jpg"], style_weight=3e3, size=512)
+        png = client.stylize("photo.jpg", ["starry-night.jpg"], style_weight=10, size=512)
 
 Every error the client raises on purpose, drawn as a tree::
 

@@ -28,7 +28,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RESTYLE_", frozen=True, extra="ignore")
 
     # Engine
-    weights: str = Field("auto", description="VGG19 weights: auto | imagenet | random | PATH | caffe:PATH.")
+    weights: str = Field(
+        "auto",
+        description="Network weights: auto | vgg19-imagenet (alias imagenet) | vgg16-imagenet | "
+        "vgg16-imagenet-keras | random | PATH | caffe:PATH | onnx:PATH; `auto` takes the first trained one cached, "
+        "in that order, else random.",
+    )
     weights_url: str = Field(
         IMAGENET_URL,
         pattern=r"^https?://",

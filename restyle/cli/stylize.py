@@ -57,7 +57,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--weights",
         default=None,
-        help="auto | imagenet | random | PATH | caffe:PATH (default: RESTYLE_WEIGHTS or auto)",
+        help="auto | vgg19-imagenet | vgg16-imagenet | vgg16-imagenet-keras | random | PATH | caffe:PATH | "
+        "onnx:PATH (default: RESTYLE_WEIGHTS or auto)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument(

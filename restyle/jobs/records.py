@@ -143,8 +143,8 @@ class JobPublic(BaseModel):
     params: StyleParams = Field(description="The parameters used, defaults filled in.")
     style_count: int
     weights: str | None = Field(
-        description=f"The VGG19 weights the worker used, once the job has succeeded. {WEIGHTS_DESCRIPTION}",
-        examples=["imagenet"],
+        description=f"The network weights the worker used, once the job has succeeded. {WEIGHTS_DESCRIPTION}",
+        examples=["vgg19-imagenet"],
     )
     run_seconds: float | None = Field(description="Engine time of the successful run.")
     error: JobError | None

@@ -45,7 +45,7 @@ def test_readyz_has_no_weights_notice_when_the_workers_run_imagenet_weights(
 ) -> None:
     with imagenet_api.client(key=None) as http:
         ready = http.get("/readyz").json()
-    assert (ready["weights"], ready["weights_notice"]) == (["imagenet"], None)
+    assert (ready["weights"], ready["weights_notice"]) == (["vgg19-imagenet"], None)
 
 
 def test_the_weights_fields_say_what_each_name_means(idle_api: ApiServer) -> None:

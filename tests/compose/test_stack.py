@@ -48,7 +48,7 @@ def test_readyz_counts_the_worker_and_names_the_imagenet_weights_the_image_was_b
     ready = http.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert len(ready.json()["workers"]) == 1
-    assert ready.json()["weights"] == ["imagenet"]
+    assert ready.json()["weights"] == ["vgg19-imagenet"]
 
 
 def test_the_image_keeps_only_the_convolutions_of_the_weights_download(stack: Stack) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from core import budget
 from core.errors import MemoryBudgetTooSmall
+from core.networks import VGG19
 from core.params import StyleParams
 from core.units import parse_bytes
 
@@ -15,7 +16,9 @@ DEFAULTS = StyleParams()
 
 def plan(width: int, height: int, available: float, optimizer: str = "lbfgs") -> budget.StagePlan:
     size = (width, height)
-    return budget.plan_stage(size, [size], DEFAULTS.content_layers, DEFAULTS.style_layers, optimizer, int(available))
+    return budget.plan_stage(
+        VGG19, size, [size], DEFAULTS.content_layers, DEFAULTS.style_layers, optimizer, int(available)
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,7 +57,7 @@ def test_the_tiles_and_the_history_stay_within_the_planned_share_of_the_budget()
     limit = 3 * GiB
     stage = plan(2048, 1536, limit)
     assert stage.tiles is not None
-    per_pixel = budget.VALUES_PER_ACTIVATION_GRAD * budget.activations_per_pixel(DEFAULTS.style_layers) * 4
+    per_pixel = budget.VALUES_PER_ACTIVATION_GRAD * budget.activations_per_pixel(VGG19, DEFAULTS.style_layers) * 4
     history = stage.history * 2 * 3 * 4 * 2048 * 1536
     assert stage.tiles.largest * per_pixel + history < budget.PLANNED_SHARE * limit
 

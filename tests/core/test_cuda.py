@@ -15,8 +15,9 @@ from PIL import Image
 from core.engine import Progress, stylize
 from core.graphs import WARMUP_CALLS, Replayed
 from core.lbfgs import LBFGS
+from core.networks import VGG16, VGG19
 from core.vgg import FeatureNet, load_vgg
-from tests.core.runs import params, tiling_budget
+from tests.core.runs import VGG16_TILED_SIZE, params, tiling_budget
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -36,11 +37,17 @@ def test_loss_falls_on_the_gpu(cuda_net: FeatureNet, photo: Image.Image, paintin
     assert seen[-1].total_loss < 0.5 * seen[0].total_loss
 
 
+# The same seeded filters of either network on both devices (``net``/``cuda_net``, ``vgg16_net``/``cuda_vgg16_net``).
+NETS = {"vgg19": ("net", "cuda_net"), "vgg16": ("vgg16_net", "cuda_vgg16_net")}
+
+
+@pytest.mark.parametrize("network", NETS)
 def test_gpu_and_cpu_start_from_the_same_loss(
-    net: FeatureNet, cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image
+    network: str, photo: Image.Image, painting: Image.Image, request: pytest.FixtureRequest
 ) -> None:
     first: list[Progress] = []
-    for model in (net, cuda_net):
+    for name in NETS[network]:
+        model: FeatureNet = request.getfixturevalue(name)
         stylize(photo, [painting], params(iterations=1), net=model, on_progress=first.append)
     assert first[1].style_loss == pytest.approx(first[0].style_loss, rel=1e-2)
 
@@ -112,12 +119,19 @@ def test_a_finished_run_leaves_no_gpu_memory_behind_for_the_next(
     assert torch.cuda.memory_allocated() == before
 
 
+# The sizes at which the CPU's tests tile each network (tests/core/test_budgeted_runs.py).
+TILED = {"vgg19": (192, VGG19), "vgg16": (VGG16_TILED_SIZE, VGG16)}
+
+
+@pytest.mark.parametrize("network", TILED)
 def test_a_tiled_run_on_the_gpu_matches_the_untiled_one(
-    cuda_net: FeatureNet, photo: Image.Image, painting: Image.Image
+    network: str, photo: Image.Image, painting: Image.Image, request: pytest.FixtureRequest
 ) -> None:
     """Tiled stages run eagerly (no CUDA graph); the budget counts this process's CUDA allocations."""
-    run = params(size=192, iterations=3)
-    whole = stylize(photo, [painting], run, net=cuda_net)
-    limit = tiling_budget(photo, painting, 192, device="cuda")
-    tiled = stylize(photo, [painting], run, net=cuda_net, memory_budget=limit)
+    size, architecture = TILED[network]
+    model: FeatureNet = request.getfixturevalue(NETS[network][1])
+    run = params(size=size, iterations=3)
+    whole = stylize(photo, [painting], run, net=model)
+    limit = tiling_budget(photo, painting, size, device="cuda", network=architecture)
+    tiled = stylize(photo, [painting], run, net=model, memory_budget=limit)
     assert tiled.losses["total"] == pytest.approx(whole.losses["total"], rel=1e-3)

@@ -47,7 +47,10 @@ def test_result_reports_the_weights_and_iterations(net: FeatureNet, photo: Image
 def test_loss_falls(net: FeatureNet, photo: Image.Image, painting: Image.Image, optimizer: str) -> None:
     seen: list[Progress] = []
     stylize(photo, [painting], params(optimizer=optimizer, iterations=15), net=net, on_progress=seen.append)
-    assert seen[-1].total_loss < 0.5 * seen[0].total_loss
+    assert seen[-1].total_loss < seen[0].total_loss
+    # The run starts at the photo, where the style error is all of the loss: it is what the steps must bring down
+    # (the content error can only rise from zero as they do).
+    assert seen[-1].style_loss < 0.5 * seen[0].style_loss
 
 
 def test_more_style_weight_trades_content_for_style(net: FeatureNet, photo: Image.Image, painting: Image.Image) -> None:
@@ -161,3 +164,27 @@ def test_a_picture_too_thin_for_the_network_is_refused_before_any_work(net: Feat
     ribbon = make_photo(400, 16)  # 48 px wide at size 48: 2 px tall, where relu5_1 needs 16
     with pytest.raises(ImageTooSmall, match="content is 400×16"):
         stylize(ribbon, [painting], params(iterations=1), net=net)
+
+
+def test_a_layer_the_network_lacks_is_refused_naming_it_before_any_work(
+    vgg16_net: FeatureNet, photo: Image.Image, painting: Image.Image
+) -> None:
+    reports: list[Progress] = []
+    with pytest.raises(InvalidRequest, match=r"^VGG16 has no layer relu5_4: .* whose layers are conv1_1, relu1_1, "):
+        stylize(
+            photo,
+            [painting],
+            params(style_layers={"relu1_1": 1, "relu5_4": 1}),
+            net=vgg16_net,
+            on_progress=reports.append,
+        )
+    assert reports == []
+
+
+def test_a_vgg16_net_runs_the_default_layers_and_the_loss_falls(
+    vgg16_net: FeatureNet, photo: Image.Image, painting: Image.Image
+) -> None:
+    seen: list[Progress] = []
+    result = stylize(photo, [painting], params(), net=vgg16_net, on_progress=seen.append)
+    assert result.weights == "random-vgg16"
+    assert seen[-1].total_loss < seen[0].total_loss

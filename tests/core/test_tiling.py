@@ -10,6 +10,7 @@ from torch import Tensor
 
 from core import tiling
 from core.losses import content_loss, gram_matrix, style_loss
+from core.networks import VGG19
 from core.vgg import FeatureNet
 
 DEFAULT_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -65,13 +66,13 @@ def _relative_error(value: Tensor, reference: Tensor) -> float:
 
 
 def test_reach_of_the_deepest_default_layers() -> None:
-    assert tiling.reach("relu4_2") == tiling.Reach(stride=8, before=38, after=45)
-    assert tiling.reach("relu5_1") == tiling.Reach(stride=16, before=70, after=85)
-    assert tiling.reach("pool5") == tiling.Reach(stride=32, before=118, after=149)
+    assert tiling.reach(VGG19, "relu4_2") == tiling.Reach(stride=8, before=38, after=45)
+    assert tiling.reach(VGG19, "relu5_1") == tiling.Reach(stride=16, before=70, after=85)
+    assert tiling.reach(VGG19, "pool5") == tiling.Reach(stride=32, before=118, after=149)
 
 
 def test_halo_covers_the_receptive_field_on_the_stride_grid() -> None:
-    relu5_1 = tiling.reach("relu5_1")
+    relu5_1 = tiling.reach(VGG19, "relu5_1")
     assert (relu5_1.halo_before, relu5_1.halo_after) == (80, 70)
     assert relu5_1.halo_before % relu5_1.stride == 0
 
@@ -79,8 +80,8 @@ def test_halo_covers_the_receptive_field_on_the_stride_grid() -> None:
 @pytest.mark.parametrize(("height", "width", "rows", "cols"), [(256, 192, 2, 2), (250, 190, 3, 2), (97, 300, 1, 3)])
 @pytest.mark.parametrize("layer", ["relu1_1", "relu3_2", "relu5_1", "pool5"])
 def test_owned_blocks_count_every_position_once(height: int, width: int, rows: int, cols: int, layer: str) -> None:
-    plan = tiling.grid(height, width, [layer], rows, cols)
-    stride = tiling.reach(layer).stride
+    plan = tiling.grid(VGG19, height, width, [layer], rows, cols)
+    stride = tiling.reach(VGG19, layer).stride
     counts = torch.zeros(height // stride, width // stride)
     for tile in plan.tiles:
         counts[tile.rows.owned_positions(stride, height), tile.cols.owned_positions(stride, width)] += 1
@@ -110,7 +111,7 @@ def test_tiled_gradient_equals_the_untiled_one(
     targets = _targets(net, photo, paintings, content_layers, style_layers, pooling)
     gradient = torch.zeros_like(image)
     tiling.tiled_gradient(
-        net, image, targets, pooling, tiling.grid(height, width, targets, rows, cols), gradient, lambda: None
+        net, image, targets, pooling, tiling.grid(VGG19, height, width, targets, rows, cols), gradient, lambda: None
     )
     assert _relative_error(gradient, _untiled(net, image, targets, pooling)) <= 1e-4
 
@@ -118,7 +119,7 @@ def test_tiled_gradient_equals_the_untiled_one(
 def test_tiled_errors_equal_the_untiled_losses(net: FeatureNet) -> None:
     image, photo, paintings = _pictures(224, 176, seed=1)
     targets = _targets(net, photo, paintings, ("relu4_2",), DEFAULT_STYLE, "max")
-    plan = tiling.grid(224, 176, targets, 2, 2)
+    plan = tiling.grid(VGG19, 224, 176, targets, 2, 2)
     contents, styles = tiling.tiled_gradient(net, image, targets, "max", plan, torch.zeros_like(image), lambda: None)
     with torch.no_grad():
         features = net(image, targets.keys(), "max")
@@ -136,7 +137,7 @@ def test_tiled_errors_equal_the_untiled_losses(net: FeatureNet) -> None:
 def test_tiles_are_checked_between_passes(net: FeatureNet) -> None:
     image, photo, paintings = _pictures(192, 192, seed=2)
     targets = _targets(net, photo, paintings, ("relu4_2",), DEFAULT_STYLE, "max")
-    plan = tiling.grid(192, 192, targets, 2, 2)
+    plan = tiling.grid(VGG19, 192, 192, targets, 2, 2)
     checks: list[int] = []
     tiling.tiled_gradient(net, image, targets, "max", plan, torch.zeros_like(image), lambda: checks.append(1))
     # Four tiles in the first pass, three recomputed in the second (the last one's graph is kept).
@@ -146,7 +147,7 @@ def test_tiles_are_checked_between_passes(net: FeatureNet) -> None:
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_tiled_targets_equal_whole_ones(net: FeatureNet, pooling: str) -> None:
     picture = _pictures(208, 272, seed=3)[0]
-    plan = tiling.grid(208, 272, DEFAULT_STYLE, 2, 3)
+    plan = tiling.grid(VGG19, 208, 272, DEFAULT_STYLE, 2, 3)
     whole_grams = tiling.whole_grams(net, picture, DEFAULT_STYLE, pooling, None)
     for name, gram in tiling.whole_grams(net, picture, DEFAULT_STYLE, pooling, plan).items():
         assert _relative_error(gram, whole_grams[name]) <= 1e-5
@@ -155,21 +156,21 @@ def test_tiled_targets_equal_whole_ones(net: FeatureNet, pooling: str) -> None:
 
 
 def test_plan_is_one_tile_when_the_picture_fits() -> None:
-    plan = tiling.plan_tiles(300, 400, DEFAULT_STYLE, 300 * 400)
+    plan = tiling.plan_tiles(VGG19, 300, 400, DEFAULT_STYLE, 300 * 400)
     assert plan is not None and len(plan.tiles) == 1 and plan.work == 1.0
 
 
 def test_plan_keeps_every_crop_within_the_limit() -> None:
-    plan = tiling.plan_tiles(1536, 2048, DEFAULT_STYLE, 1_000_000)
+    plan = tiling.plan_tiles(VGG19, 1536, 2048, DEFAULT_STYLE, 1_000_000)
     assert plan is not None and len(plan.tiles) > 1 and plan.largest <= 1_000_000
 
 
 def test_plan_is_none_when_not_even_the_smallest_crop_fits() -> None:
-    assert tiling.plan_tiles(1536, 2048, DEFAULT_STYLE, 100 * 100) is None
+    assert tiling.plan_tiles(VGG19, 1536, 2048, DEFAULT_STYLE, 100 * 100) is None
 
 
 def test_work_counts_the_halos_and_the_repeated_forward() -> None:
-    plan = tiling.grid(512, 512, DEFAULT_STYLE, 1, 2)
+    plan = tiling.grid(VGG19, 512, 512, DEFAULT_STYLE, 1, 2)
     crops = [tile.pixels for tile in plan.tiles]
     assert crops == [512 * (256 + 70), 512 * (256 + 80)]
     assert plan.work == pytest.approx((2 * sum(crops) + crops[0]) / (2 * 512 * 512))

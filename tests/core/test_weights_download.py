@@ -56,7 +56,7 @@ def test_the_cached_file_loads_as_imagenet_weights(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     fetch(weights_server, imagenet_cache_path())
     net = load_vgg("auto", device="cpu")
-    assert net.weights_name == "imagenet"
+    assert net.weights_name == "vgg19-imagenet"
     assert torch.equal(net.state_dict()["convs.0.weight"], vgg19_state_dict()["features.0.weight"])
 
 

@@ -71,7 +71,7 @@ def test_a_service_on_imagenet_weights_shows_no_notice(
     imagenet_api: Served, imagenet_worker: object, page: Page, snap: Snap
 ) -> None:
     open_restyle(page, imagenet_api.url)
-    page.wait_for_function("document.querySelector('#service-weights').textContent.includes('imagenet')")
+    page.wait_for_function("document.querySelector('#service-weights').textContent.includes('vgg19-imagenet')")
     snap(page, "no-notice")
 
     assert page.is_hidden("#weights-notice")

@@ -7,7 +7,17 @@ import pytest
 from restyle.weights_notice import FETCH_COMMAND, untrained_notice
 
 
-@pytest.mark.parametrize("name", ["imagenet", "file:vgg19.pth", "caffe:vgg19-caffe.pth"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vgg19-imagenet",
+        "vgg16-imagenet",
+        "vgg16-imagenet-keras",
+        "file:vgg19.pth",
+        "caffe:vgg19-caffe.pth",
+        "onnx:vgg16.onnx",
+    ],
+)
 def test_trained_weights_have_no_notice(name: str) -> None:
     assert untrained_notice(name) is None
 
