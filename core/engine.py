@@ -41,7 +41,8 @@ from core.vgg import FeatureNet
 # Where the content and style weights are balanced (``_Run.balanced_weights``): the photo moved along the style
 # gradient by this root-mean-square change per channel value (on the 0–1 scale).
 BALANCE_STEP = 0.05
-_TINY = 1e-30
+# Gradient lengths below this are float32 rounding of a zero gradient, not a pull.
+_VANISHING = 1e-12
 # Tiled stages of up to this many tiles keep core.memory's allocator policy (see _heap_may_keep).
 MAX_TILES_IN_KEPT_HEAP = 2
 
@@ -436,13 +437,15 @@ class _Weights(NamedTuple):
 
 
 def _length(gradient: Tensor) -> float:
-    """A gradient's Euclidean length, kept off zero (a term that does not pull at all keeps a finite weight)."""
-    return max(float(torch.linalg.vector_norm(gradient)), _TINY)
+    """A gradient's Euclidean length, or 1 for one that vanishes (the term is at its optimum there, as when the
+    painting is the photo): its weight then stays as given instead of growing without bound."""
+    length = float(torch.linalg.vector_norm(gradient))
+    return length if length > _VANISHING else 1.0
 
 
 def _rms(gradient: Tensor) -> float:
     """Root mean square of a gradient's entries, kept off zero."""
-    return max(float(gradient.pow(2).mean().sqrt()), _TINY)
+    return max(float(gradient.pow(2).mean().sqrt()), _VANISHING)
 
 
 class _Evaluation(NamedTuple):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from PIL import Image
@@ -51,6 +53,13 @@ def test_loss_falls(net: FeatureNet, photo: Image.Image, painting: Image.Image, 
     # The run starts at the photo, where the style error is all of the loss: it is what the steps must bring down
     # (the content error can only rise from zero as they do).
     assert seen[-1].style_loss < 0.5 * seen[0].style_loss
+
+
+def test_a_painting_that_is_the_photo_gives_finite_losses(net: FeatureNet, photo: Image.Image) -> None:
+    """The content and style gradients vanish at the start; the balance must not turn that into unbounded weights
+    (which overflowed into NaN losses)."""
+    result = stylize(photo, [photo], params(iterations=3), net=net)
+    assert all(math.isfinite(value) for value in result.losses.values())
 
 
 def test_more_style_weight_trades_content_for_style(net: FeatureNet, photo: Image.Image, painting: Image.Image) -> None:
