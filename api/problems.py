@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import redis
@@ -115,6 +116,52 @@ class InvalidField(Problem):
 
 class NotReady(Problem):
     status, code, title = 503, "not_ready", "Not ready"
+
+
+# Refusals of the connection layer (``api.connections``), answered before a request reaches the app.
+
+
+class RequestTimeout(Problem):
+    status, code, title = 408, "request_timeout", "Request timeout"
+
+
+class TooManyConnections(Problem):
+    status, code, title = 429, "too_many_connections", "Too many connections from this client"
+
+
+class TooManyUploads(Problem):
+    status, code, title = 429, "too_many_uploads", "Too many uploads from this client"
+
+
+class HeadersTooLarge(Problem):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
+class ServerBusy(Problem):
+    status, code, title = 503, "server_busy", "Server busy"
+
+
+def http_response(problem: Problem) -> bytes:
+    """A whole HTTP/1.1 response carrying ``problem``, for the connection layer, which writes bytes rather
+    than ASGI messages; the same body as the app's problems (without ``instance``: no request may have been
+    read), and it closes the connection."""
+    body = ProblemDetails(
+        type=f"urn:restyle:problem:{problem.code}",
+        title=problem.title,
+        status=problem.status,
+        code=problem.code,
+        detail=problem.detail,
+        errors=problem.errors or None,
+    ).model_dump_json(exclude_none=True)
+    content = body.encode()
+    head = [
+        f"HTTP/1.1 {problem.status} {HTTPStatus(problem.status).phrase}",
+        f"content-type: {MEDIA_TYPE}",
+        f"content-length: {len(content)}",
+        "connection: close",
+        *(f"{name}: {value}" for name, value in problem.headers.items()),
+    ]
+    return "\r\n".join([*head, "", ""]).encode("latin-1") + content
 
 
 _STATUS_CODES = {
@@ -271,7 +318,9 @@ _DESCRIPTIONS = {
     415: "The request is not multipart/form-data.",
     422: "A file, a parameter, the webhook URL (`invalid_webhook_url`: malformed, or not a public address) or "
     "the Idempotency-Key is unusable; `detail` names it.",
-    429: "This API key has its limit of queued and running jobs (`RESTYLE_MAX_ACTIVE_JOBS_PER_KEY`); see Retry-After.",
+    429: "This API key has its limit of queued and running jobs (`too_many_active_jobs`); this client address its "
+    "limit of open connections or uploads (`too_many_connections`, `too_many_uploads`); see Retry-After.",
     503: "Temporarily unable: the queue is full (`queue_full`), Redis (`redis_unavailable`) or the storage "
-    "(`storage_unavailable`) is unreachable (all with Retry-After), or the service is not ready (`not_ready`).",
+    "(`storage_unavailable`) is unreachable, the server holds its most connections (`server_busy`; all with "
+    "Retry-After), or the service is not ready (`not_ready`).",
 }

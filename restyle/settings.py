@@ -6,6 +6,7 @@ and the CLI never read the environment themselves. Invalid combinations fail at 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -158,15 +159,43 @@ class Settings(BaseSettings):
         None, description="Bearer token that GET /metrics requires when API keys are configured."
     )
     http_max_connections: int = Field(
-        1000, ge=1, description="Concurrent connections the API serves; beyond it new requests are answered 503."
+        1000, ge=1, description="Concurrent connections the API serves; beyond it new ones are answered 503."
+    )
+    http_max_connections_per_client: int = Field(
+        50,
+        ge=1,
+        description="Connections one client address may hold open (requests in progress, for a client behind a "
+        "trusted proxy); beyond it new ones are answered 429.",
+    )
+    http_max_uploads_per_client: int = Field(
+        8, ge=1, description="Request bodies one client address may be sending at once; beyond it 429."
     )
     http_read_timeout: float = Field(
-        30.0, gt=0, description="Seconds a client may take to send a request's headers, and between body chunks."
+        30.0,
+        gt=0,
+        description="Seconds a client may pause while sending a request, and the grace before http_min_rate holds.",
+    )
+    # 32 kbit/s: below what a phone on a poor 2G (EDGE) link uploads (roughly 50-200 kbit/s), about what the
+    # older GPRS manages; a 50 MiB upload takes 3.6 h at it. A byte every 2 s (the slowloris pace) is 8000
+    # times slower, so such a client is cut about a read timeout after it began.
+    http_min_rate: int = Field(
+        4096,
+        ge=1,
+        description="Bytes per second at which a request's headers, and then its body, must arrive on average "
+        "once the read timeout's grace is over; slower, the connection is closed (408).",
+    )
+    http_max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="Largest request line and headers together; larger are answered 431."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses and CIDRs of reverse proxies whose X-Forwarded-For names the client; "
+        "empty: the client is the connection's peer.",
     )
 
     log_level: str = Field("INFO", description="Log level of the API and the worker.")
 
-    @field_validator("api_keys", "cors_origins", "webhook_allow_hosts", mode="before")
+    @field_validator("api_keys", "cors_origins", "webhook_allow_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """One environment variable holds the whole list, separated by commas (blank entries are dropped)."""
@@ -187,6 +216,17 @@ class Settings(BaseSettings):
         from restyle.webhook_targets import WebhookPolicy
 
         WebhookPolicy(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _are_networks(cls, value: list[str]) -> list[str]:
+        """Addresses or CIDRs; a host name or a CIDR with host bits set stops the service at start-up."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError as error:
+                raise ValueError(f"{entry!r} is not an IP address or network ({error})") from None
         return value
 
     @field_validator("storage_url")

@@ -20,6 +20,7 @@ from celery import Celery
 from celery.app.utils import find_app
 
 from restyle.cli import build_parser
+from restyle.settings import Settings
 from restyle.workers import WorkerRegistry
 from tests.conftest import ApiServer, MakeSettings, settings_env
 
@@ -166,6 +167,21 @@ def test_the_api_and_the_worker_share_one_configuration() -> None:
     # Same Redis, key prefix and queue, or the worker would never see the API's jobs.
     assert SERVICES["api"]["environment"] == SERVICES["worker"]["environment"]
     assert SERVICES["api"]["environment"]["RESTYLE_REDIS_URL"].startswith("redis://redis:")
+
+
+def test_the_limits_compose_spells_out_are_the_settings_defaults() -> None:
+    # ${RESTYLE_X:-default}: what the API runs with unless the shell says otherwise.
+    spelled = {
+        name: match.group(1)
+        for name, value in SERVICES["api"]["environment"].items()
+        if isinstance(value, str) and (match := re.fullmatch(r"\$\{" + name + r":-(.*)\}", value))
+    }
+    assert {"RESTYLE_HTTP_MAX_CONNECTIONS", "RESTYLE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "RESTYLE_HTTP_MIN_RATE"} <= set(
+        spelled
+    )
+    for name, value in spelled.items():
+        default = Settings.model_fields[name.removeprefix("RESTYLE_").lower()].default
+        assert type(default)(value) == default, name
 
 
 def test_one_image_built_once_runs_every_restyle_service() -> None:

@@ -150,12 +150,14 @@ def _api_server(args: argparse.Namespace, settings: Settings) -> uvicorn.Server:
     """uvicorn for our app, bounded against clients that hold connections (see ``api.connections``).
 
     A stop waits at most ``API_GRACE_SECONDS`` for open connections: an event stream stays open until its job
-    ends, which would otherwise hold a shutdown for as long as the job runs. Past ``http_max_connections``
-    open connections (event streams and idle kept-alive ones count), uvicorn answers new requests 503.
+    ends, which would otherwise hold a shutdown for as long as the job runs. The connection limits (in all,
+    per client address, per request) are the protocol's, which answers them as problems; uvicorn's own
+    ``limit_concurrency`` (a plain-text 503) is not used. ``X-Forwarded-For`` is believed from the trusted
+    proxies only, by the app as by the limits.
     """
     import uvicorn
 
-    from api.connections import ReadDeadlineProtocol
+    from api.connections import ConnectionLimits, GuardedProtocol
 
     config = uvicorn.Config(
         "api.main:create_app",
@@ -163,11 +165,9 @@ def _api_server(args: argparse.Namespace, settings: Settings) -> uvicorn.Server:
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        http=ReadDeadlineProtocol.with_read_timeout(settings.http_read_timeout),
-        # uvicorn answers 503 once the connections open, the asking one included, reach its limit: one more
-        # than ours serves http_max_connections at once.
-        limit_concurrency=settings.http_max_connections + 1,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
+        http=GuardedProtocol.configured(ConnectionLimits.from_settings(settings)),
         timeout_keep_alive=API_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=API_GRACE_SECONDS,
     )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from restyle.settings import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(autouse=True)
@@ -99,4 +104,29 @@ def test_the_size_cap_defaults_to_2048_and_goes_up_to_print_size(monkeypatch: py
     assert Settings().max_size == 4096
     monkeypatch.setenv("RESTYLE_MAX_SIZE", "8192")
     with pytest.raises(ValidationError, match="max_size"):
+        Settings()
+
+
+def test_every_setting_has_a_row_in_the_readme_configuration_table() -> None:
+    text = README.read_text()
+    table = text[text.index("## Configuration") : text.index("## HTTP API")]
+    documented = set(re.findall(r"^\| `RESTYLE_([A-Z0-9_]+)` \|", table, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_no_trusted_proxies_by_default() -> None:
+    assert Settings().trusted_proxies == []
+
+
+def test_trusted_proxies_are_addresses_and_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTYLE_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.5,fd00::/8")
+    assert Settings().trusted_proxies == ["10.0.0.0/8", "192.0.2.5", "fd00::/8"]
+
+
+@pytest.mark.parametrize("entry", ["proxy.example", "10.0.0.1/8"])  # a name; a CIDR with host bits set
+def test_a_trusted_proxy_that_is_not_an_address_or_network_stops_the_settings(
+    monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    monkeypatch.setenv("RESTYLE_TRUSTED_PROXIES", f"10.0.0.0/8,{entry}")
+    with pytest.raises(ValidationError, match=re.escape(entry)):
         Settings()
