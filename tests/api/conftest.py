@@ -17,7 +17,10 @@ from pydantic import SecretStr
 
 from restyle.settings import Settings
 from restyle.storage import Storage
-from tests.conftest import ALICE, PATIENCE_SECONDS, REPO_ROOT, ApiServer, MakeSettings, free_port, settings_env
+from tests.support import PATIENCE_SECONDS, REPO_ROOT
+from tests.support.api_server import ApiServer
+from tests.support.ports import free_port
+from tests.support.settings import ALICE, MakeSettings, settings_env
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +82,7 @@ class ApiProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        self._stop_requested = False
         restyle = Path(sys.executable).parent / "restyle"
         # Unbuffered: uvicorn writes its access log to stdout, which a file would otherwise hold back.
         env = {**(env or settings_env(settings)), "PYTHONUNBUFFERED": "1"}
@@ -104,9 +108,14 @@ class ApiProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def request_stop(self) -> None:
+        if self.process.poll() is None and not self._stop_requested:
+            self._stop_requested = True
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.request_stop()
             try:
                 self.process.wait(PATIENCE_SECONDS)
             except subprocess.TimeoutExpired:
@@ -126,5 +135,7 @@ def start_api_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
         return process
 
     yield start
+    for process in processes:  # all at once, then each waited for
+        process.request_stop()
     for process in processes:
         process.stop()

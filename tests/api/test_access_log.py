@@ -12,7 +12,9 @@ import pytest
 from api.access_log import ACCESS_LOGGER, QueryRedaction, install_access_log_redaction, redact_query
 from restyle.settings import Settings
 from tests.api.conftest import ApiProcess
-from tests.conftest import ALICE, PATIENCE_SECONDS, MakeSettings, submit
+from tests.support import PATIENCE_SECONDS
+from tests.support.jobs import submit
+from tests.support.settings import ALICE, MakeSettings
 
 
 def test_the_access_token_is_redacted() -> None:

@@ -18,7 +18,10 @@ import redis
 
 from restyle.jobs import JobStore
 from restyle.settings import Settings
-from tests.conftest import ALICE, BOB, ApiServer, Json, MakeSettings, WorkerProcess, finished, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import Json, finished, submit, wait_for
+from tests.support.settings import ALICE, BOB, MakeSettings
+from tests.support.worker_process import WorkerProcess
 
 StartApi = Callable[[Settings], ApiServer]
 StartWorker = Callable[[Settings], WorkerProcess]

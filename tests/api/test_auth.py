@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from api.main import create_app
-from tests.conftest import BOB, ApiServer, MakeSettings, submit
+from tests.support.api_server import ApiServer
+from tests.support.jobs import submit
+from tests.support.settings import BOB, MakeSettings
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ApiServer, WorkerProcess, finished, running_with_progress, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import finished, running_with_progress, submit, wait_for
+from tests.support.worker_process import WorkerProcess
 
 # Far more work than any test waits for: such a job only ends by being canceled.
 ENDLESS_ITERATIONS = 5000

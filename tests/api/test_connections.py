@@ -24,7 +24,9 @@ from PIL import Image
 
 from restyle.settings import Settings
 from tests.api.conftest import ApiProcess
-from tests.conftest import PATIENCE_SECONDS, MakeSettings, make_png
+from tests.support import PATIENCE_SECONDS
+from tests.support.pictures import make_png
+from tests.support.settings import MakeSettings
 
 READ_TIMEOUT = 2.0
 # Low enough that a test's own tiny bodies are not what decides a deadline, high enough that a byte every
@@ -270,7 +272,7 @@ def test_a_response_may_take_longer_than_the_read_timeout(guarded_api: ApiProces
     sock = connect(guarded_api, f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: api\r\n\r\n".encode())
     sock.settimeout(READ_TIMEOUT)
     assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")  # the job stays queued: its stream stays open
-    time.sleep(READ_TIMEOUT + SLACK)
+    time.sleep(READ_TIMEOUT + SLACK)  # a window in which the server must not close it, not a synchronisation
     assert is_open(sock)
     sock.close()
 

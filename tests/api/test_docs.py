@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.conftest import ApiServer
+from tests.support.api_server import ApiServer
 
 PAGES = ["/docs", "/redoc", "/"]
 # Swagger UI's and ReDoc's bundles are megabytes, the other scripts, stylesheets and icons kilobytes: anything

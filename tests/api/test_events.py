@@ -8,7 +8,9 @@ import json
 import httpx
 from PIL import Image
 
-from tests.conftest import ApiServer, WorkerProcess, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import submit, wait_for
+from tests.support.worker_process import WorkerProcess
 
 
 def read_events(http: httpx.Client, job_id: str) -> list[tuple[str, str]]:

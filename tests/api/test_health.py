@@ -13,7 +13,10 @@ from restyle.settings import Settings
 from restyle.weights_notice import WEIGHTS_DESCRIPTION, untrained_notice
 from tests.api.conftest import METRICS_TOKEN, SCRAPER, StartApiOn
 from tests.api.storage_doubles import OUTAGE_MESSAGE, UnavailableStorage
-from tests.conftest import ALICE, ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import finished, submit, wait_for
+from tests.support.settings import ALICE, MakeSettings
+from tests.support.worker_process import WorkerProcess
 
 
 def test_healthz_answers_while_the_process_lives(idle_api: ApiServer) -> None:

@@ -13,7 +13,9 @@ from restyle.settings import Settings
 from restyle.storage.local import LocalStorage
 from tests.api.conftest import StartApiOn
 from tests.api.storage_doubles import URL_BASE, PresigningStorage
-from tests.conftest import ApiServer, Json, WorkerProcess, finished, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import Json, finished, submit, wait_for
+from tests.support.worker_process import WorkerProcess
 
 URL_SECONDS = 120
 

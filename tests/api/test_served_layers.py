@@ -18,7 +18,9 @@ from core.networks import VGG16
 from restyle.settings import Settings
 from restyle.workers import WorkerRegistry
 from tests.api.test_validation import problem
-from tests.conftest import ALICE, ApiServer, MakeSettings, submit
+from tests.support.api_server import ApiServer
+from tests.support.jobs import submit
+from tests.support.settings import ALICE, MakeSettings
 
 # Long enough that an announced worker stays alive for the whole test (alive for three beats), however slow the
 # upload on a loaded machine.

@@ -13,7 +13,10 @@ from restyle.jobs import JobStore
 from restyle.settings import Settings
 from tests.api.conftest import StartApiOn
 from tests.api.storage_doubles import OUTAGE_MESSAGE, UnavailableStorage
-from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import finished, submit, wait_for
+from tests.support.settings import MakeSettings
+from tests.support.worker_process import WorkerProcess
 
 
 @pytest.fixture

@@ -15,7 +15,11 @@ from api.routes import jobs as job_routes
 from restyle.jobs import input_keys
 from restyle.settings import Settings
 from restyle.storage.local import LocalStorage
-from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, make_png, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import finished, submit, wait_for
+from tests.support.pictures import make_png
+from tests.support.settings import MakeSettings
+from tests.support.worker_process import WorkerProcess
 
 
 def test_a_submitted_job_is_accepted_with_its_location(client: httpx.Client) -> None:

@@ -12,7 +12,10 @@ import httpx
 import pytest
 
 from tests.api.conftest import METRICS_TOKEN
-from tests.conftest import ALICE, ApiServer, MakeSettings, make_png, submit
+from tests.support.api_server import ApiServer
+from tests.support.jobs import submit
+from tests.support.pictures import make_png
+from tests.support.settings import ALICE, MakeSettings
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
 

@@ -10,8 +10,8 @@ import pytest
 
 from restyle import webhook_targets
 from restyle.webhook_targets import UnresolvedWebhookHost
-from tests.conftest import submit
-from tests.webhook_urls import FORBIDDEN, MALFORMED, fuzzed
+from tests.support.jobs import submit
+from tests.support.webhook_urls import FORBIDDEN, MALFORMED, fuzzed
 
 
 def refusal(response: httpx.Response) -> dict[str, Any]:

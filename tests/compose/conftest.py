@@ -19,8 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, Json, free_port
-from tests.conftest import submit as post_job
+from tests.support import REPO_ROOT
+from tests.support.jobs import Json
+from tests.support.jobs import submit as post_job
+from tests.support.ports import free_port
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.cpu.yml", "tests/compose/docker-compose.test.yml")
 PROJECT = "restyle-compose-test"

@@ -19,7 +19,8 @@ from tests.compose.conftest import (
     submit,
     wait_for,
 )
-from tests.conftest import finished, make_png, running_with_progress, succeeded
+from tests.support.jobs import finished, running_with_progress, succeeded
+from tests.support.pictures import make_png
 
 RESTYLE_UID = "10001"  # the Dockerfile's unprivileged user
 RESTYLE_SERVICES = ("api", "worker", "flower")

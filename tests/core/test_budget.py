@@ -84,4 +84,5 @@ def test_a_budget_not_even_the_smallest_tile_fits_names_what_is_needed() -> None
 def test_work_is_the_pictures_pixels_times_the_tiling_overhead() -> None:
     whole, tiled = plan(2048, 1536, 64 * GiB), plan(2048, 1536, 6 * GiB)
     assert whole.work == 2048 * 1536
+    # approx's default (1e-6 relative): the same product of floats, multiplied in another order.
     assert tiled.tiles is not None and tiled.work == pytest.approx(2048 * 1536 * tiled.tiles.work)

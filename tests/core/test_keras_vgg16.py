@@ -29,8 +29,8 @@ from core.keras_vgg16 import (
 from core.networks import VGG16
 from core.vgg import CAFFE, load_vgg
 from core.weights_download import VGG16_IMAGENET_KERAS, WeightsDownloadFailed, cached_tier
-from tests.conftest import free_port
 from tests.core.onnx_models import one_conv_onnx, vgg16_onnx
+from tests.support.ports import free_port
 
 # What Keras's ImageNet VGG16 has as its first convolution's biases (block1_conv1), printed to 4 decimals.
 KERAS_FIRST_BIASES = (0.7343, 0.0934, 0.0678, 0.8863)
@@ -167,6 +167,7 @@ def test_the_pinned_wheel_gives_keras_imagenet_vgg16(trained_vgg16: Path, monkey
     monkeypatch.setenv("TORCH_HOME", str(trained_vgg16.parents[2]))
     net = load_vgg("vgg16-imagenet-keras", device="cpu")
     assert (net.network.name, net.preprocessing.name) == ("vgg16", "caffe")
+    # KERAS_FIRST_BIASES are written to four decimals; the file holds them in float32.
     assert tuple(net.state_dict()["convs.0.bias"][:4].tolist()) == pytest.approx(KERAS_FIRST_BIASES, abs=1e-4)
     record = json.loads(provenance_path(trained_vgg16).read_text())
     assert record["source"]["requirement"] == REQUIREMENT

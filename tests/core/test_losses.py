@@ -13,6 +13,10 @@ def features(seed: int = 0, shape: tuple[int, ...] = (1, 4, 5, 6), dtype: torch.
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+# Unless a test says otherwise, tensors here are float64 and allclose's defaults (1e-5 relative, 1e-8 absolute)
+# only forgive rounding: the identities checked hold exactly in real arithmetic.
+
+
 def test_gram_matrix_is_symmetric() -> None:
     gram = gram_matrix(features())
     assert torch.allclose(gram, gram.transpose(1, 2))
@@ -54,7 +58,7 @@ def test_content_loss_is_relative_to_the_targets_energy() -> None:
 
 def test_style_loss_is_zero_for_the_same_texture_at_another_size() -> None:
     f = features()
-    assert style_loss(f.repeat(1, 1, 2, 2), gram_matrix(f)).item() < 1e-20
+    assert style_loss(f.repeat(1, 1, 2, 2), gram_matrix(f)).item() < 1e-20  # float64 rounding, squared
 
 
 def test_tv_loss_is_zero_on_a_constant_image() -> None:
@@ -103,5 +107,6 @@ def test_tv_loss_into_adds_the_weighted_gradient_autograd_finds() -> None:
     gradient = torch.ones_like(image)
     loss = tv_loss_into(image.detach(), 2.5, gradient)
     assert image.grad is not None
+    # float32, and the same sums in another order: rounding of ~1e-7 per operation, a few of them per value.
     assert float(loss) == pytest.approx(float(tv_loss(image)), rel=1e-6)
     assert torch.allclose(gradient - 1, image.grad, atol=1e-6)

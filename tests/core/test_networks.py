@@ -18,7 +18,7 @@ from core.networks import (
     pools_before,
     stride,
 )
-from tests.weights_files import TORCHVISION_CONV_INDICES
+from tests.support.weights_files import TORCHVISION_CONV_INDICES
 
 # The six layers VGG19 has and VGG16 lacks: each block of VGG19 from the third on has a fourth convolution.
 VGG19_ONLY = ("conv3_4", "relu3_4", "conv4_4", "relu4_4", "conv5_4", "relu5_4")

@@ -113,6 +113,8 @@ def test_tiled_gradient_equals_the_untiled_one(
     tiling.tiled_gradient(
         net, image, targets, pooling, tiling.grid(VGG19, height, width, targets, rows, cols), gradient, lambda: None
     )
+    # float32 sums of the Gram numerators and errors over tiles instead of the whole: rounding of about
+    # log2(positions)·2⁻²⁴ ≈ 1e-6 per sum, compounded through backward; a wrong halo errs by percents.
     assert _relative_error(gradient, _untiled(net, image, targets, pooling)) <= 1e-4
 
 
@@ -124,6 +126,7 @@ def test_tiled_errors_equal_the_untiled_losses(net: FeatureNet) -> None:
     with torch.no_grad():
         features = net(image, targets.keys(), "max")
     photo_features = targets["relu4_2"].content
+    # float32 sums over positions, grouped by tile (~1e-6 relative); 1e-5 leaves room for the squares' rounding.
     assert photo_features is not None
     assert float(contents["relu4_2"]) == pytest.approx(
         float(content_loss(features["relu4_2"], photo_features)), rel=1e-5
@@ -149,6 +152,7 @@ def test_tiled_targets_equal_whole_ones(net: FeatureNet, pooling: str) -> None:
     picture = _pictures(208, 272, seed=3)[0]
     plan = tiling.grid(VGG19, 208, 272, DEFAULT_STYLE, 2, 3)
     whole_grams = tiling.whole_grams(net, picture, DEFAULT_STYLE, pooling, None)
+    # The same float32 values, summed by tile (~1e-6 relative rounding); a misplaced crop errs by percents.
     for name, gram in tiling.whole_grams(net, picture, DEFAULT_STYLE, pooling, plan).items():
         assert _relative_error(gram, whole_grams[name]) <= 1e-5
     whole = tiling.whole_features(net, picture, ["relu4_2"], pooling, None)["relu4_2"]
@@ -173,4 +177,4 @@ def test_work_counts_the_halos_and_the_repeated_forward() -> None:
     plan = tiling.grid(VGG19, 512, 512, DEFAULT_STYLE, 1, 2)
     crops = [tile.pixels for tile in plan.tiles]
     assert crops == [512 * (256 + 70), 512 * (256 + 80)]
-    assert plan.work == pytest.approx((2 * sum(crops) + crops[0]) / (2 * 512 * 512))
+    assert plan.work == pytest.approx((2 * sum(crops) + crops[0]) / (2 * 512 * 512))  # float division: default 1e-6

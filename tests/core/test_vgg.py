@@ -24,7 +24,12 @@ from core.vgg import (
 )
 from core.weights_download import TRAINED_TIERS, VGG16_IMAGENET, VGG16_IMAGENET_KERAS, VGG19_IMAGENET
 from tests.core.onnx_models import one_conv_onnx, vgg16_onnx
-from tests.weights_files import TORCHVISION_CONV_INDICES, vgg16_state_dict, write_vgg16_weights, write_vgg19_weights
+from tests.support.weights_files import (
+    TORCHVISION_CONV_INDICES,
+    vgg16_state_dict,
+    write_vgg16_weights,
+    write_vgg19_weights,
+)
 
 
 def torchvision_layout(net: FeatureNet, prefix: str = "features.") -> dict[str, torch.Tensor]:
@@ -93,6 +98,7 @@ def test_caffe_weights_see_bgr_pixels_on_a_255_scale(net: FeatureNet, tmp_path: 
     red = torch.zeros(1, 3, 1, 1)
     red[:, 0] = 1.0
     assert caffe.weights_name == "caffe:vgg19-caffe.pth"
+    # approx's default (1e-6 relative): float32 of the Caffe means, which are written to three decimals.
     assert caffe.normalize(red).flatten().tolist() == pytest.approx([-103.939, -116.779, 255 - 123.68])
 
 

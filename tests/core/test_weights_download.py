@@ -17,8 +17,9 @@ from core.weights_download import (
     fetch_imagenet_features,
     imagenet_cache_path,
 )
-from tests.conftest import free_port
-from tests.weights_files import WeightsServer, vgg19_state_dict
+from tests.support.ports import free_port
+from tests.support.weights_files import vgg19_state_dict
+from tests.support.weights_server import WeightsServer
 
 
 def fetch(server: WeightsServer, destination: Path, sha256: str | None = None) -> Path:
@@ -94,7 +95,7 @@ def test_a_file_that_is_not_a_state_dict_is_refused_even_with_its_digest(tmp_pat
 
 
 def test_a_state_dict_without_vgg19s_convolutions_is_refused(tmp_path: Path) -> None:
-    from tests.weights_files import torch_file_bytes
+    from tests.support.weights_files import torch_file_bytes
 
     server = WeightsServer(torch_file_bytes({"features.0.weight": torch.zeros(64, 3, 3, 3)}))
     try:

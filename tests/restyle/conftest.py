@@ -18,7 +18,8 @@ from restyle.jobs import JobProgress, JobRecord, JobStore, new_job_id
 from restyle.storage import Storage
 from restyle.storage.local import LocalStorage
 from restyle.storage.s3 import S3Storage
-from tests.conftest import MakeSettings, S3Server
+from tests.support.object_store import S3Server
+from tests.support.settings import MakeSettings
 
 OWNER = "key-alice"
 

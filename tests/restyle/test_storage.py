@@ -20,8 +20,11 @@ from restyle.settings import Settings
 from restyle.storage import InvalidStorageUrl, ObjectNotFound, Storage, StorageUnavailable, open_storage
 from restyle.storage.local import LocalStorage
 from restyle.storage.s3 import PART_BYTES, S3Storage
-from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, S3Server, free_port, settings_env
 from tests.restyle.conftest import S3_PREFIX, MakeS3Storage, SlowDownServer
+from tests.support import PATIENCE_SECONDS, REPO_ROOT
+from tests.support.object_store import S3Server
+from tests.support.ports import free_port
+from tests.support.settings import settings_env
 
 # Two whole parts and a short one: the S3 backend uploads it in three parts.
 SEVERAL_PARTS = os.urandom(2 * PART_BYTES + 2**20)

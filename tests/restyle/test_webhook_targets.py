@@ -18,7 +18,7 @@ from restyle.webhook_targets import (
     parse_webhook_url,
     resolve_host,
 )
-from tests.webhook_urls import FORBIDDEN, MALFORMED, fuzzed
+from tests.support.webhook_urls import FORBIDDEN, MALFORMED, fuzzed
 
 
 def no_dns(host: str, port: int) -> Sequence[str]:

@@ -14,8 +14,9 @@ import pytest
 from restyle.jobs import JobStore
 from restyle.webhook_targets import UnresolvedWebhookHost, WebhookPolicy
 from restyle.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookDispatcher, sign, verify_signature
-from tests.conftest import WEBHOOK_SECRET, WebhookReceiver
 from tests.restyle.conftest import OWNER, new_record
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.webhook_receiver import WebhookReceiver
 
 PUBLIC = "93.184.215.14"  # what the fake DNS answers for the public names below
 

@@ -14,7 +14,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 
 def load_mirror_module() -> ModuleType:

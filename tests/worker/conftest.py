@@ -24,7 +24,9 @@ from core.params import StyleParams
 from restyle.jobs import JobProgress, JobRecord, JobStore, input_keys, new_job_id
 from restyle.settings import Settings
 from restyle.storage import open_storage
-from tests.conftest import ALICE, PATIENCE_SECONDS, MakeSettings, WorkerProcess
+from tests.support import PATIENCE_SECONDS
+from tests.support.settings import ALICE, MakeSettings
+from tests.support.worker_process import WorkerProcess
 
 # Below Linux's ephemeral range (32768–60999 by default): a client retrying a connection to a port inside that
 # range while nothing listens can be given that very port as its own source port and connect to itself (TCP

@@ -11,7 +11,9 @@ import redis
 
 from restyle.settings import Settings
 from restyle.workers import WorkerRegistry
-from tests.conftest import REPO_ROOT, MakeSettings, WorkerProcess, settings_env
+from tests.support import REPO_ROOT
+from tests.support.settings import MakeSettings, settings_env
+from tests.support.worker_process import WorkerProcess
 from worker.healthcheck import problem
 
 
@@ -33,9 +35,16 @@ def test_a_host_whose_worker_beats_is_healthy(worker: WorkerProcess) -> None:
 
 
 def test_a_worker_that_could_not_load_its_network_leaves_its_host_unhealthy(
-    networkless_worker: WorkerProcess,
+    networkless_worker: WorkerProcess, redis_client: redis.Redis[bytes]
 ) -> None:
-    time.sleep(2 * networkless_worker.settings.heartbeat_seconds)  # when a loaded worker would have beaten
+    # Watched throughout two heartbeat periods, in which a loaded worker would have beaten: a window to observe
+    # what must not happen, not a wait for something to happen.
+    settings = networkless_worker.settings
+    roster = WorkerRegistry(redis_client, settings.key_prefix)
+    window_ends = time.monotonic() + 2 * settings.heartbeat_seconds
+    while time.monotonic() < window_ends:
+        assert roster.alive(60) == []
+        time.sleep(0.1)
     checked = healthcheck(networkless_worker.settings)
     assert checked.returncode == 1
     (line,) = checked.stdout.splitlines()

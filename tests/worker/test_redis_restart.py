@@ -19,17 +19,11 @@ import pytest
 
 from restyle.jobs import JobStore
 from restyle.settings import Settings
-from tests.conftest import (
-    PATIENCE_SECONDS,
-    ApiServer,
-    Json,
-    MakeSettings,
-    WorkerProcess,
-    finished,
-    running_with_progress,
-    submit,
-    wait_for,
-)
+from tests.support import PATIENCE_SECONDS
+from tests.support.api_server import ApiServer
+from tests.support.jobs import Json, finished, running_with_progress, submit, wait_for
+from tests.support.settings import MakeSettings
+from tests.support.worker_process import WorkerProcess
 from tests.worker.conftest import RedisServer
 
 # Enough iterations at 32 px that the job is still running when Redis dies, and for a few seconds after.

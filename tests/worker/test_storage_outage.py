@@ -17,7 +17,8 @@ from restyle.settings import Settings
 from restyle.storage import Storage
 from restyle.storage.local import LocalStorage
 from tests.api.storage_doubles import OUTAGE_MESSAGE, UnavailableStorage
-from tests.conftest import MakeSettings, make_png
+from tests.support.pictures import make_png
+from tests.support.settings import MakeSettings
 from tests.worker.conftest import record_job
 from worker import tasks
 from worker.runtime import Runtime, build_runtime

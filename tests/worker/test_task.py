@@ -15,7 +15,11 @@ import redis
 from restyle.broker import create_celery, enqueue
 from restyle.jobs import JobStore
 from restyle.settings import Settings
-from tests.conftest import ApiServer, MakeSettings, WorkerProcess, finished, make_png, submit, wait_for
+from tests.support.api_server import ApiServer
+from tests.support.jobs import finished, submit, wait_for
+from tests.support.pictures import make_png
+from tests.support.settings import MakeSettings
+from tests.support.worker_process import WorkerProcess
 from tests.worker.conftest import record_job
 
 

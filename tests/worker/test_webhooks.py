@@ -7,7 +7,10 @@ import json
 import httpx
 
 from restyle.webhooks import EVENT_HEADER, SIGNATURE_HEADER, verify_signature
-from tests.conftest import WEBHOOK_SECRET, WebhookReceiver, WorkerProcess, submit, wait_for
+from tests.support.jobs import submit, wait_for
+from tests.support.settings import WEBHOOK_SECRET
+from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.worker_process import WorkerProcess
 
 
 def test_a_finished_job_is_posted_to_its_webhook_with_a_valid_signature(

@@ -20,9 +20,12 @@ import torch
 
 from core.keras_vgg16 import MEMBER, WHEEL_FILENAME, WHEEL_SHA256, provenance_path
 from core.weights_download import FEATURES_FILENAME, VGG16_IMAGENET_KERAS
-from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, MakeSettings, free_port, settings_env
 from tests.restyle.cli.test_serve import run_restyle
-from tests.weights_files import WeightsServer, vgg19_state_dict
+from tests.support import PATIENCE_SECONDS, REPO_ROOT
+from tests.support.ports import free_port
+from tests.support.settings import MakeSettings, settings_env
+from tests.support.weights_files import vgg19_state_dict
+from tests.support.weights_server import WeightsServer
 
 RESTYLE = Path(sys.executable).parent / "restyle"
 RANDOM_NOTICE = "Until trained weights are fetched, `auto` runs on seeded random weights."

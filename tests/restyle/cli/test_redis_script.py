@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, free_port
+from tests.support import PATIENCE_SECONDS, REPO_ROOT
+from tests.support.ports import free_port
 
 SCRIPT = REPO_ROOT / "scripts" / "redis.sh"
 
@@ -21,6 +22,7 @@ class ScriptedRedis:
     """The Redis that scripts/redis.sh starts on a free port, with its files in a directory of its own."""
 
     def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.url = f"redis://127.0.0.1:{free_port()}/0"
         self.environment = {key: value for key, value in os.environ.items() if not key.startswith("RESTYLE_")}
         self.environment |= {"RESTYLE_REDIS_URL": self.url, "RESTYLE_REDIS_DIR": str(directory)}
@@ -29,6 +31,14 @@ class ScriptedRedis:
         """Run the script, which returns once the Redis it started answers."""
         subprocess.run(["bash", str(SCRIPT)], env=self.environment, check=True, timeout=PATIENCE_SECONDS)
         return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def wait_until_appended(self, fragment: bytes) -> None:
+        """Until ``fragment`` is in the append-only file: with ``appendfsync everysec`` a reply may come before
+        the write reaches the file, and only what is in the file outlives a SIGKILL."""
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while not any(fragment in path.read_bytes() for path in self.directory.rglob("*.aof")):
+            assert time.monotonic() < deadline, f"{fragment!r} never reached the append-only file"
+            time.sleep(0.05)
 
     def crash(self) -> None:
         """SIGKILL: no shutdown, no last write of the append-only file."""
@@ -67,7 +77,7 @@ def scripted_redis(tmp_path: Path) -> Iterator[ScriptedRedis]:
 def test_the_redis_it_starts_keeps_its_data_through_a_crash(scripted_redis: ScriptedRedis) -> None:
     with scripted_redis.start() as client:
         client.set("restyle-test:kept", "still here")
-    time.sleep(1.5)  # appendfsync everysec: by now the write is on disk
+    scripted_redis.wait_until_appended(b"restyle-test:kept")
     scripted_redis.crash()
     with scripted_redis.start() as client:
         assert client.get("restyle-test:kept") == b"still here"

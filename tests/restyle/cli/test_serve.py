@@ -30,7 +30,10 @@ from restyle.cli.serve import (
 )
 from restyle.settings import Settings
 from tests.api.conftest import ApiProcess
-from tests.conftest import PATIENCE_SECONDS, REPO_ROOT, MakeSettings, free_port, settings_env, submit, wait_for
+from tests.support import PATIENCE_SECONDS, REPO_ROOT
+from tests.support.jobs import submit, wait_for
+from tests.support.ports import free_port
+from tests.support.settings import MakeSettings, settings_env
 
 
 def test_api_listens_where_it_is_told() -> None:

@@ -18,9 +18,9 @@ from PIL import Image
 import core.engine
 from restyle.cli import main
 from restyle.weights_notice import untrained_notice
-from tests.conftest import REPO_ROOT
 from tests.core.pictures import encoded, make_painting, make_photo
-from tests.weights_files import write_vgg19_weights
+from tests.support import REPO_ROOT
+from tests.support.weights_files import write_vgg19_weights
 
 
 @pytest.fixture
