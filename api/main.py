@@ -12,6 +12,7 @@ import redis
 import redis.asyncio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -20,7 +21,7 @@ from api.access_log import install_access_log_redaction
 from api.deps import Services, owner_of
 from api.metrics import RequestMetrics, ServiceMetrics
 from api.routes import health, jobs, metrics, page
-from api.uploads import UploadLimit, cap_size
+from api.uploads import UploadLimit, cap_size, refuse_webhooks
 from restyle.broker import create_celery
 from restyle.jobs import JobStore
 from restyle.settings import Settings, get_settings
@@ -71,7 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN: the docs must work on
     # a closed network too. Its own mount keeps clear of the page's /static.
     app = FastAPIOffline(
-        title="Restyle", version="1.0", description=DESCRIPTION, lifespan=lifespan, static_url="/docs-assets"
+        title="Restyle",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url="/docs-assets",
+        # Each operation's id is its function's name (get_job, cancel_job): stable and readable, and what the
+        # OpenAPI links between operations refer to.
+        generate_unique_id_function=_operation_id,
     )
     app.state.services = services
     problems.install(app, services.settings.retry_after_seconds)
@@ -88,20 +96,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=services.metrics)
     for module in (jobs, health, metrics, page):
         app.include_router(module.router)
-    _document_size_cap(app, services.settings.max_size)
+    _document_this_server(app, services.settings)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR, check_dir=False), name="static")
     return app
 
 
-def _document_size_cap(app: FastAPI, max_size: int) -> None:
-    """The routes' schema comes from StyleParams at import; this server's ``size`` cap is added per app, the
-    way FastAPI documents for extending the schema (replacing ``app.openapi``)."""
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _document_this_server(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI document as the API answers: error bodies as problems (``problems.document_problem_bodies``),
+    and what this server's settings change in the routes' schema, which comes from StyleParams at import (its
+    ``size`` cap; webhooks off without a secret); done the way FastAPI documents for extending the schema
+    (replacing ``app.openapi``)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = generate()
-            cap_size(app.openapi_schema, max_size)
+            problems.document_problem_bodies(app.openapi_schema)
+            cap_size(app.openapi_schema, settings.max_size)
+            if settings.webhook_secret is None:
+                refuse_webhooks(app.openapi_schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

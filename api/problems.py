@@ -7,9 +7,10 @@ that clients can branch on, with a ``detail`` that names what was wrong.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
+from http import HTTPMethod, HTTPStatus
 from typing import Any
 
 import redis
@@ -20,6 +21,7 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount
 
 from core.errors import InvalidImage, InvalidRequest
 from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound, KeyAtCapacity, QueueFull
@@ -268,7 +270,12 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(error.status_code, f"http_{error.status_code}")
         title = code.replace("_", " ").capitalize()
-        return respond(request, error.status_code, code, title, str(error.detail), headers=error.headers)
+        headers = dict(error.headers or {})
+        if error.status_code == 405 and "Allow" in headers:
+            # A route's 405 names only its own methods, and the router asks only the first route on the path
+            # (``Allow: POST`` for /v1/jobs, which GET serves too): every route on the path counts.
+            headers["Allow"] = allowed_methods(request, headers["Allow"])
+        return respond(request, error.status_code, code, title, str(error.detail), headers=headers)
 
     async def _redis_down(request: Request, error: Exception) -> JSONResponse:
         log.error("Redis unavailable on %s %s: %s", request.method, request.url.path, error)
@@ -302,15 +309,62 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
         return respond(request, 500, "internal_error", "Internal error", "the server failed; the error is logged")
 
 
-def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the problems a route can answer, with the shared schema."""
+def allowed_methods(request: Request, named: str) -> str:
+    """An ``Allow`` value with every method that the app's routes serve on the request's path besides those the
+    refusing route ``named``: each method is tried on the path (a path has a route per method, and an included
+    router nests them). Mounts are left to name their own: they match any method."""
+    methods = {name.strip() for name in named.split(",")}
+    path = {"path": request.scope["path"], "root_path": request.scope.get("root_path", "")}
+    for method in HTTPMethod:
+        probe = {**path, "type": "http", "method": method.value, "headers": []}
+        routes = (route for route in request.app.router.routes if not isinstance(route, Mount))
+        if any(route.matches(probe)[0] is Match.FULL for route in routes):
+            methods.add(method.value)
+    return ", ".join(method.value for method in HTTPMethod if method.value in methods)
+
+
+def documented(*statuses: int, more: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problems a route can answer, with the shared schema; ``more`` adds
+    what one status also means on this route to its shared description."""
     return {
-        status: {"model": ProblemDetails, "content": {MEDIA_TYPE: {}}, "description": _DESCRIPTIONS[status]}
+        status: {
+            "model": ProblemDetails,
+            "content": {MEDIA_TYPE: {}},
+            "description": " ".join(filter(None, [_DESCRIPTIONS[status], (more or {}).get(status)])),
+        }
         for status in statuses
     }
 
 
+def document_problem_bodies(openapi: dict[str, Any]) -> None:
+    """Make every error response of ``openapi`` (in place) say what the API sends: ``application/problem+json`` in
+    ProblemDetails' shape.
+
+    FastAPI files the model of ``documented`` under the route's own media type (``application/json``) and gives
+    each route with parameters a ``422`` of its own (``HTTPValidationError``), which the API never sends: the
+    handlers here answer every validation error as a problem too.
+    """
+    body = {MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{ProblemDetails.__name__}"}}}
+    for path in openapi["paths"].values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                content = response.get("content", {})
+                if status == "422" and _VALIDATION_ERROR in str(content):
+                    response["description"] = "A parameter is unusable; `detail` and `errors` name it."
+                elif MEDIA_TYPE not in content:
+                    continue
+                response["content"] = copy.deepcopy(body)
+    schemas = openapi.get("components", {}).get("schemas", {})
+    if _VALIDATION_ERROR not in str(openapi["paths"]):
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+
+
+_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+
 _DESCRIPTIONS = {
+    400: "The multipart body cannot be read: cut short before its closing boundary (`incomplete_upload`; nothing was "
+    "queued), malformed, or past the parser's caps on files, fields and field size (`bad_request`).",
     401: "Missing or unknown API key.",
     404: "No such job for this key (never created, expired, or another key's).",
     409: "The job is not in a state that allows this.",

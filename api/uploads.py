@@ -34,6 +34,7 @@ from restyle.webhook_targets import UnresolvedWebhookHost, WebhookPolicy
 CONTENT_FIELD = "content"
 STYLE_FIELD = "style"
 WEBHOOK_FIELD = "webhook_url"
+SIZE_FIELD = "size"
 _FILE_FIELDS = (CONTENT_FIELD, STYLE_FIELD)
 _HASH_CHUNK_BYTES = 1 << 20
 
@@ -190,13 +191,15 @@ def _files(form: FormData, name: str) -> list[UploadFile]:
 
 
 def validate(raw: RawSubmission, *, max_pixels: int, max_size: int, webhooks: WebhookPolicy | None) -> Submission:
-    """Check parameters (``size`` up to this server's ``max_size``), pictures and the webhook URL (``webhooks``
-    None: webhooks are off); slow (it decodes every image and may ask DNS about the webhook host), so call it off
-    the event loop."""
+    """Check parameters (``size`` up to this server's ``max_size``, which lowers its default too), pictures and the
+    webhook URL (``webhooks`` None: webhooks are off); slow (it decodes every image and may ask DNS about the webhook
+    host), so call it off the event loop."""
     values: dict[str, Any] = dict(raw.fields)
     webhook_url = values.pop(WEBHOOK_FIELD, None) or None
     if webhook_url is not None:
         _check_webhook(webhook_url, webhooks)
+    if values.get(SIZE_FIELD) in (None, ""):
+        values[SIZE_FIELD] = default_size(max_size)
     params = StyleParams.from_mapping(values)
     if params.size > max_size:
         raise InvalidField(
@@ -265,7 +268,13 @@ def form_schema() -> dict[str, Any]:
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {"type": "object", "required": [CONTENT_FIELD, STYLE_FIELD], "properties": properties},
+                    # Any other field is refused (StyleParams forbids extras), so the form documents exactly these.
+                    "schema": {
+                        "type": "object",
+                        "required": [CONTENT_FIELD, STYLE_FIELD],
+                        "properties": properties,
+                        "additionalProperties": False,
+                    },
                     "encoding": {CONTENT_FIELD: {"contentType": "image/*"}, STYLE_FIELD: {"contentType": "image/*"}},
                 }
             },
@@ -286,13 +295,35 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
     return branches[0] if len(branches) == 1 else {}
 
 
+def default_size(max_size: int) -> int:
+    """The ``size`` of a job that leaves it out: the engine's default, or this server's limit where that is lower
+    (a form that the OpenAPI document allows is never refused for a value it did not send)."""
+    return min(StyleParams.model_fields[SIZE_FIELD].default, max_size)
+
+
 def cap_size(openapi: dict[str, Any], max_size: int) -> None:
     """Document this server's ``size`` limit (RESTYLE_MAX_SIZE) in its OpenAPI document, in place: the page
     offers the sizes that document allows, and clients read the limit there rather than from a 422."""
     form = openapi["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    size = form["properties"]["size"]
+    size = form["properties"][SIZE_FIELD]
     size["maximum"] = max_size
     size["description"] = f"{size['description']} This server accepts up to {max_size} px (RESTYLE_MAX_SIZE)."
+    size["default"] = default_size(max_size)
+
+
+def refuse_webhooks(openapi: dict[str, Any]) -> None:
+    """Document, in place, that this server has webhooks off (no RESTYLE_WEBHOOK_SECRET): ``webhook_url`` may only
+    be left out or empty (which ``validate`` takes for no webhook), and a URL is refused with ``422``."""
+    operation = openapi["paths"]["/v1/jobs"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form["properties"][WEBHOOK_FIELD] = {
+        "type": "string",
+        "maxLength": 0,
+        "description": "Webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET): leave the field out. "
+        f"A URL is refused with `422` (`invalid_parameters`, naming `{WEBHOOK_FIELD}`).",
+    }
+    refused = operation["responses"]["422"]
+    refused["description"] += f" Webhooks are off on this server, so any `{WEBHOOK_FIELD}` is refused too."
 
 
 def _as_form_text(value: Any) -> str:

@@ -49,6 +49,23 @@ _REDIRECT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+# OpenAPI links from a submitted job to what can be done with it next (clients and Schemathesis's stateful
+# tests follow them): each takes the job's `id` from the answer to POST /v1/jobs.
+_JOB_LINKS: dict[str, dict[str, Any]] = {
+    link: {"operationId": operation_id, "parameters": {"job_id": "$response.body#/id"}, "description": description}
+    for link, operation_id, description in [
+        ("GetJob", "get_job", "Poll the job's status."),
+        ("FollowJob", "follow_job", "Follow the job live (server-sent events)."),
+        ("GetPreview", "get_preview", "The latest in-progress picture."),
+        ("GetResult", "get_result", "Download the result once the job has succeeded."),
+        ("CancelJob", "cancel_job", "Cancel the job."),
+    ]
+}
+_LOCATION_HEADER = {
+    "Location": {"description": "The job's URL (GET it for its status).", "schema": {"type": "string", "format": "uri"}}
+}
+
+
 class JobList(BaseModel):
     """A page of the caller's jobs, newest first."""
 
@@ -70,9 +87,16 @@ def _public(request: Request, services: Services, record: JobRecord) -> JobPubli
     summary="Submit a job",
     response_model=JobPublic,
     openapi_extra=form_schema(),
+    response_description="The job is queued.",
     responses={
-        201: {"model": JobPublic, "description": "With `Prefer: wait`, the job finished within the wait."},
-        **documented(401, 413, 415, 422, 429, 503),
+        202: {"headers": _LOCATION_HEADER, "links": _JOB_LINKS},
+        201: {
+            "model": JobPublic,
+            "description": "With `Prefer: wait`, the job finished within the wait.",
+            "headers": _LOCATION_HEADER,
+            "links": _JOB_LINKS,
+        },
+        **documented(400, 401, 413, 415, 422, 429, 503),
     },
 )
 async def create_job(
@@ -242,7 +266,11 @@ def cancel_job(request: Request, services: ServicesDep, owner: OwnerDep, job_id:
     "/{job_id}/result",
     summary="Download the result",
     response_class=Response,
-    responses={**_IMAGE_RESPONSES, **_REDIRECT_RESPONSE, **documented(401, 404, 409, 503)},
+    responses={
+        **_IMAGE_RESPONSES,
+        **_REDIRECT_RESPONSE,
+        **documented(401, 404, 409, 503, more={404: "Also, with `not_found`, when the result file is gone."}),
+    },
 )
 def get_result(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
     """The picture, with the Content-Type of the job's `output_format`; `409` until the job has succeeded.
@@ -270,7 +298,12 @@ def get_result(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Respons
     responses={
         200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
         **_REDIRECT_RESPONSE,
-        **documented(401, 404, 503),
+        **documented(
+            401,
+            404,
+            503,
+            more={404: "Also, with `not_found`, while the job has no preview yet (its `preview_url` is null)."},
+        ),
     },
 )
 def get_preview(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
