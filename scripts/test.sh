@@ -18,4 +18,9 @@ echo "test: ruff check, ruff format --check, mypy"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy core api worker restyle bench tests scripts
+# OpenMP threads that wait by spinning (libgomp's default) burn the CPU a busy machine's other processes need,
+# and are descheduled in the middle of their own spin: beside a CPU hog on both cores that doubled the engine
+# tests' time, while passive waiting costs an idle machine nothing measurable (bench/RESULTS.md). Worker
+# processes the tests start inherit it. A caller's own setting wins.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec .venv/bin/python -m pytest "$@"
