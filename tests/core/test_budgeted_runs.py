@@ -44,6 +44,7 @@ def mean_level_difference(first: Image.Image, second: Image.Image) -> float:
 NETWORKS = {"vgg19": ("net", SIZE, VGG19), "vgg16": ("vgg16_net", VGG16_TILED_SIZE, VGG16)}
 
 
+@pytest.mark.slow  # two whole runs per case, one of them in tiles
 @pytest.mark.parametrize(("network", "optimizer"), [("vgg19", "lbfgs"), ("vgg19", "adam"), ("vgg16", "lbfgs")])
 def test_a_tiled_run_takes_the_steps_an_untiled_run_takes(
     network: str, optimizer: str, photo: Image.Image, painting: Image.Image, request: pytest.FixtureRequest

@@ -23,6 +23,9 @@ from core.vgg import FeatureNet, load_vgg
 from tests.core.pictures import make_brushwork, make_scene
 from tests.core.runs import params
 
+# Whole engine runs on trained and random filters at pictures' real proportions: the suite's slowest engine cases.
+pytestmark = pytest.mark.slow
+
 SIZE = 96
 ITERATIONS = 40
 # The dial's span on the page (core/params.py): the default × 10^±2.

@@ -88,6 +88,7 @@ def test_owned_blocks_count_every_position_once(height: int, width: int, rows: i
     assert bool((counts == 1).all())
 
 
+@pytest.mark.slow  # a forward and backward of the whole network per case, at up to 300 px
 @pytest.mark.parametrize(
     ("height", "width", "rows", "cols", "pooling", "content_layers", "style_layers"),
     [
@@ -147,6 +148,7 @@ def test_tiles_are_checked_between_passes(net: FeatureNet) -> None:
     assert len(checks) == 7
 
 
+@pytest.mark.slow  # two full forwards per pooling
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_tiled_targets_equal_whole_ones(net: FeatureNet, pooling: str) -> None:
     picture = _pictures(208, 272, seed=3)[0]
