@@ -252,7 +252,7 @@ def test_a_body_that_keeps_to_the_minimum_rate_is_accepted_though_it_takes_longe
     step = -(-len(body) // pieces)
     assert step > 2 * MIN_RATE * READ_TIMEOUT / 2  # each piece twice what the minimum rate asks for its pause
     for start in range(0, len(body), step):
-        time.sleep(READ_TIMEOUT / 2)  # in all, three times the read timeout
+        time.sleep(READ_TIMEOUT / 2)  # the client's pace, under test: three times the read timeout in all
         sock.sendall(body[start : start + step])
     sock.settimeout(READ_TIMEOUT + SLACK)
     assert sock.recv(65536).startswith(b"HTTP/1.1 202 ")

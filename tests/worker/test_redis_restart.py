@@ -120,7 +120,7 @@ def _restart_redis_under_load(service: Service, outage_seconds: float) -> Restar
 
         killed_at = datetime.now().astimezone()
         service.redis.kill()
-        time.sleep(outage_seconds)
+        time.sleep(outage_seconds)  # the outage itself: how long Redis stays down is what the test varies
         service.redis.start()
 
         after = _submitted_through_outage(http)
