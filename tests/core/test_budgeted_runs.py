@@ -78,6 +78,7 @@ def test_a_budget_that_fits_no_tile_fails_before_any_work(
     assert reports == []
 
 
+@pytest.mark.slow  # a whole two-stage run at 320 px
 def test_progress_names_the_stage_and_counts_down_the_time_left(
     net: FeatureNet, photo: Image.Image, painting: Image.Image
 ) -> None:
@@ -88,6 +89,7 @@ def test_progress_names_the_stage_and_counts_down_the_time_left(
     assert all(r is not None and r >= 0 for r in remaining) and remaining[-1] == 0
 
 
+@pytest.mark.slow  # whole runs, tiled
 def test_same_seed_same_bytes_under_a_budget(net: FeatureNet, photo: Image.Image, painting: Image.Image) -> None:
     run = params(size=SIZE, iterations=2, init="noise", seed=3)
     limit = tiling_budget(photo, painting, SIZE)
