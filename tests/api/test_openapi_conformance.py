@@ -5,8 +5,8 @@ status, events, preview, result and cancel.
 
 It runs the engine that ``schemathesis run`` runs, in this process, against a real service: the API in uvicorn on
 loopback, Redis, and a Celery worker that runs the jobs Schemathesis manages to submit. Generation is seeded and
-derandomized, so every run sends the same requests; a failure lists each failed check with the answer and a curl
-command that repeats it.
+derandomized, so the inputs repeat from run to run (the stateful phase's path also depends on how far the worker
+has got); a failure lists each failed check with the answer and a curl command that repeats it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SEED = 20_260_601
 # Per operation in the examples and fuzzing phases; scenarios in the stateful phase, each up to STATEFUL_STEPS calls.
 MAX_EXAMPLES = 25
 STATEFUL_STEPS = 10
-# What the links of POST /v1/jobs lead to (api/routes/jobs.py): the stateful phase must reach each of them.
+# What the links of POST /v1/jobs lead to (api/routes/jobs.py): the stateful phase may follow only these.
 LINKED = {
     "GET /v1/jobs/{job_id}",
     "GET /v1/jobs/{job_id}/events",
@@ -195,7 +195,10 @@ def test_the_api_conforms_to_its_openapi_document(service: RunningApi) -> None:
     assert not outcome.errors, "\n\n".join(outcome.errors)
     assert not outcome.failures, f"{len(outcome.failures)} failed checks:\n\n" + "\n\n".join(outcome.failures)
     assert outcome.submitted, "no job was accepted, so the stateful phase had none to follow"
-    assert set(outcome.followed) == LINKED, outcome.summary()
+    # Which links a scenario takes depends on how far the worker has got when it asks (on a loaded machine a job
+    # may still be queued throughout, and its result is never offered), so the run must follow links, and
+    # test_the_document_says_what_this_server_does pins that each operation has its link.
+    assert outcome.followed and set(outcome.followed) <= LINKED, outcome.summary()
 
 
 # What Schemathesis found, pinned down on their own ----------------------------------------------------------------
