@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPMethod, HTTPStatus
 from typing import Any
 
@@ -210,103 +210,156 @@ def field_errors(error: ValidationError | RequestValidationError, skip: int = 0)
     ]
 
 
+# An exception handler, as Starlette calls it with an error of a kind it was registered for.
+_Handler = Callable[[Request, Any], Awaitable[JSONResponse]]
+
+
 def install(app: FastAPI, retry_after_seconds: int) -> None:
     """Register the one mapping from exceptions to problem responses; ``retry_after_seconds`` is what a
     refusal for load tells the client to wait."""
+    for kind, handler in {**_HANDLERS, **_load_handlers(retry_after_seconds)}.items():
+        app.add_exception_handler(kind, handler)
+
+
+# The API's own refusals, which carry their status, code and title.
+
+
+async def _problem(request: Request, error: Problem) -> JSONResponse:
+    return respond(
+        request, error.status, error.code, error.title, error.detail, headers=error.headers, errors=error.errors
+    )
+
+
+# The engine's refusals of what was sent: a picture it cannot use, a request it cannot run.
+
+
+async def _invalid_image(request: Request, error: InvalidImage) -> JSONResponse:
+    return respond(request, 422, error.code, "Unusable image", error.message)
+
+
+async def _invalid_request(request: Request, error: InvalidRequest) -> JSONResponse:
+    return respond(request, 422, error.code, "Invalid request", error.message)
+
+
+# Parameters that fail their model: the form's (StyleParams) or a route's own (query, path, header).
+
+
+async def _invalid_params(request: Request, error: ValidationError) -> JSONResponse:
+    return _invalid_parameters(request, field_errors(error))
+
+
+async def _invalid_request_fields(request: Request, error: RequestValidationError) -> JSONResponse:
+    return _invalid_parameters(request, field_errors(error, skip=1))  # drop "query"/"path"/"header"
+
+
+def _invalid_parameters(request: Request, errors: list[FieldError]) -> JSONResponse:
+    detail = "; ".join(f"{item.field}: {item.message}" for item in errors)
+    return respond(request, 422, "invalid_parameters", "Invalid parameters", detail, errors=errors)
+
+
+async def _invalid_webhook(request: Request, error: InvalidWebhookUrl) -> JSONResponse:
+    # Only the webhook_url form field reaches here, so the detail names it as the other field errors do.
+    return respond(request, 422, "invalid_webhook_url", "Unusable webhook URL", f"webhook_url: {error}")
+
+
+# The job store's refusals: no such job, a change its state forbids, a reused Idempotency-Key.
+
+
+async def _job_not_found(request: Request, error: JobNotFound) -> JSONResponse:
+    return respond(request, 404, "job_not_found", "No such job", str(error))
+
+
+async def _job_finished(request: Request, error: InvalidTransition) -> JSONResponse:
+    return respond(request, 409, "job_already_finished", "The job has already finished", str(error))
+
+
+async def _key_reused(request: Request, error: IdempotencyConflict) -> JSONResponse:
+    return respond(request, 422, "idempotency_key_reused", "Idempotency-Key reused", str(error))
+
+
+# Refusals for load, which tell the client when to try again (the server's setting, hence made per app).
+
+
+def _load_handlers(retry_after_seconds: int) -> dict[type[Exception], _Handler]:
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, error: Problem) -> JSONResponse:
-        return respond(
-            request, error.status, error.code, error.title, error.detail, headers=error.headers, errors=error.errors
-        )
-
-    @app.exception_handler(InvalidImage)
-    async def _invalid_image(request: Request, error: InvalidImage) -> JSONResponse:
-        return respond(request, 422, error.code, "Unusable image", error.message)
-
-    @app.exception_handler(InvalidRequest)
-    async def _invalid_request(request: Request, error: InvalidRequest) -> JSONResponse:
-        return respond(request, 422, error.code, "Invalid request", error.message)
-
-    @app.exception_handler(ValidationError)
-    async def _invalid_params(request: Request, error: ValidationError) -> JSONResponse:
-        errors = field_errors(error)
-        detail = "; ".join(f"{item.field}: {item.message}" for item in errors)
-        return respond(request, 422, "invalid_parameters", "Invalid parameters", detail, errors=errors)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request_fields(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = field_errors(error, skip=1)  # drop "query"/"path"/"header"
-        detail = "; ".join(f"{item.field}: {item.message}" for item in errors)
-        return respond(request, 422, "invalid_parameters", "Invalid parameters", detail, errors=errors)
-
-    @app.exception_handler(InvalidWebhookUrl)
-    async def _invalid_webhook(request: Request, error: InvalidWebhookUrl) -> JSONResponse:
-        # Only the webhook_url form field reaches here, so the detail names it as the other field errors do.
-        return respond(request, 422, "invalid_webhook_url", "Unusable webhook URL", f"webhook_url: {error}")
-
-    @app.exception_handler(JobNotFound)
-    async def _job_not_found(request: Request, error: JobNotFound) -> JSONResponse:
-        return respond(request, 404, "job_not_found", "No such job", str(error))
-
-    @app.exception_handler(InvalidTransition)
-    async def _job_finished(request: Request, error: InvalidTransition) -> JSONResponse:
-        return respond(request, 409, "job_already_finished", "The job has already finished", str(error))
-
-    @app.exception_handler(IdempotencyConflict)
-    async def _key_reused(request: Request, error: IdempotencyConflict) -> JSONResponse:
-        return respond(request, 422, "idempotency_key_reused", "Idempotency-Key reused", str(error))
-
-    @app.exception_handler(QueueFull)
-    async def _queue_full(request: Request, error: QueueFull) -> JSONResponse:
+    async def queue_full(request: Request, error: QueueFull) -> JSONResponse:
         return respond(request, 503, "queue_full", "The queue is full", str(error), headers=retry_after)
 
-    @app.exception_handler(KeyAtCapacity)
-    async def _key_busy(request: Request, error: KeyAtCapacity) -> JSONResponse:
+    async def key_busy(request: Request, error: KeyAtCapacity) -> JSONResponse:
         return respond(request, 429, "too_many_active_jobs", "Too many active jobs", str(error), headers=retry_after)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(error.status_code, f"http_{error.status_code}")
-        title = code.replace("_", " ").capitalize()
-        headers = dict(error.headers or {})
-        if error.status_code == 405 and "Allow" in headers:
-            # A route's 405 names only its own methods, and the router asks only the first route on the path
-            # (``Allow: POST`` for /v1/jobs, which GET serves too): every route on the path counts.
-            headers["Allow"] = allowed_methods(request, headers["Allow"])
-        return respond(request, error.status_code, code, title, str(error.detail), headers=headers)
+    return {QueueFull: queue_full, KeyAtCapacity: key_busy}
 
-    async def _redis_down(request: Request, error: Exception) -> JSONResponse:
-        log.error("Redis unavailable on %s %s: %s", request.method, request.url.path, error)
-        return respond(
-            request,
-            503,
-            "redis_unavailable",
-            "Service unavailable",
-            "the job store or the queue is unreachable; try again shortly",
-            headers=_OUTAGE_RETRY_AFTER,
-        )
 
-    app.add_exception_handler(redis.RedisError, _redis_down)
-    app.add_exception_handler(OperationalError, _redis_down)  # kombu's wrapper when publishing fails
+# Starlette's own refusals: no such route, a method the path does not serve, a body it cannot parse.
 
-    @app.exception_handler(StorageUnavailable)
-    async def _storage_down(request: Request, error: StorageUnavailable) -> JSONResponse:
-        log.error("storage unavailable on %s %s: %s", request.method, request.url.path, error.message)
-        return respond(request, 503, error.code, "Storage unavailable", error.message, headers=_OUTAGE_RETRY_AFTER)
 
-    @app.exception_handler(ClientDisconnect)
-    async def _client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
-        # Nobody reads this answer; it exists so logs and metrics show a client that left (nginx's 499), not a
-        # server error.
-        log.info("client disconnected during %s %s", request.method, request.url.path)
-        return respond(request, 499, "client_closed_request", "Client closed request", "the client went away")
+async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = _STATUS_CODES.get(error.status_code, f"http_{error.status_code}")
+    title = code.replace("_", " ").capitalize()
+    headers = dict(error.headers or {})
+    if error.status_code == 405 and "Allow" in headers:
+        # A route's 405 names only its own methods, and the router asks only the first route on the path
+        # (``Allow: POST`` for /v1/jobs, which GET serves too): every route on the path counts.
+        headers["Allow"] = allowed_methods(request, headers["Allow"])
+    return respond(request, error.status_code, code, title, str(error.detail), headers=headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(request, 500, "internal_error", "Internal error", "the server failed; the error is logged")
+
+# A dependency that is down: Redis (the job store, and the queue through kombu) or the storage.
+
+
+async def _redis_down(request: Request, error: Exception) -> JSONResponse:
+    log.error("Redis unavailable on %s %s: %s", request.method, request.url.path, error)
+    return respond(
+        request,
+        503,
+        "redis_unavailable",
+        "Service unavailable",
+        "the job store or the queue is unreachable; try again shortly",
+        headers=_OUTAGE_RETRY_AFTER,
+    )
+
+
+async def _storage_down(request: Request, error: StorageUnavailable) -> JSONResponse:
+    log.error("storage unavailable on %s %s: %s", request.method, request.url.path, error.message)
+    return respond(request, 503, error.code, "Storage unavailable", error.message, headers=_OUTAGE_RETRY_AFTER)
+
+
+# The request ended without an answer from us: the client left, or the server failed.
+
+
+async def _client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
+    # Nobody reads this answer; it exists so logs and metrics show a client that left (nginx's 499), not a
+    # server error.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return respond(request, 499, "client_closed_request", "Client closed request", "the client went away")
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return respond(request, 500, "internal_error", "Internal error", "the server failed; the error is logged")
+
+
+# Each kind of error and its handler, by family in the order above. Starlette picks the handler of the nearest
+# class in an error's MRO, so ``Exception`` only catches what nothing else here does.
+_HANDLERS: dict[type[Exception], _Handler] = {
+    Problem: _problem,
+    InvalidImage: _invalid_image,
+    InvalidRequest: _invalid_request,
+    ValidationError: _invalid_params,
+    RequestValidationError: _invalid_request_fields,
+    InvalidWebhookUrl: _invalid_webhook,
+    JobNotFound: _job_not_found,
+    InvalidTransition: _job_finished,
+    IdempotencyConflict: _key_reused,
+    StarletteHTTPException: _http,
+    redis.RedisError: _redis_down,
+    OperationalError: _redis_down,  # kombu's wrapper when publishing fails
+    StorageUnavailable: _storage_down,
+    ClientDisconnect: _client_gone,
+    Exception: _unexpected,
+}
 
 
 def allowed_methods(request: Request, named: str) -> str:

@@ -22,7 +22,7 @@ REDIS_TIMEOUT_SECONDS = 5.0
 def problem(settings: Settings, host: str) -> str | None:
     """Why no worker of ``host`` counts as alive, or None when one does.
 
-    Workers are named ``…@host`` (``restyle.cli.serve.worker_argv``); in a container, the host is the
+    Workers are named ``…@host`` (``restyle.cli.servers.worker_argv``); in a container, the host is the
     container's own name, so only this container's worker makes it healthy.
     """
     window = alive_window(settings.heartbeat_seconds)

@@ -72,7 +72,7 @@ def metered_replica(settings: Settings, start_api: Callable[[Settings], ApiServe
 
 class ApiProcess:
     """``restyle api`` in a process of its own on a free loopback port, its output (access log included) in a
-    file: the server as deployed, with the protocol and limits that ``restyle.cli.serve`` configures."""
+    file: the server as deployed, with the protocol and limits that ``restyle.cli.servers`` configures."""
 
     def __init__(
         self, settings: Settings, log_path: Path, *, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None

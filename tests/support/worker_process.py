@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from restyle.cli.serve import worker_argv
+from restyle.cli.servers import worker_argv
 from restyle.settings import Settings
 from restyle.workers import WorkerRegistry
 from tests.support import PATIENCE_SECONDS, REPO_ROOT

@@ -17,17 +17,9 @@ import pytest
 import uvicorn
 
 from restyle.cli import build_parser
-from restyle.cli.serve import (
-    API_GRACE_SECONDS,
-    WORKER_MIN_LIFETIME_SECONDS,
-    WORKER_STOP_SECONDS,
-    _WorkerSupervisor,
-    restart_delay,
-    run_api,
-    run_up,
-    run_worker,
-    worker_argv,
-)
+from restyle.cli.serve import run_api, run_up, run_worker
+from restyle.cli.servers import API_GRACE_SECONDS, worker_argv
+from restyle.cli.supervision import WORKER_MIN_LIFETIME_SECONDS, WORKER_STOP_SECONDS, WorkerSupervisor, restart_delay
 from restyle.settings import Settings
 from tests.api.conftest import ApiProcess
 from tests.support import PATIENCE_SECONDS, REPO_ROOT
@@ -106,7 +98,7 @@ class Supervision:
         # Never run: it only carries the flag with which `restyle up` tells the supervisor to stop.
         self.server = uvicorn.Server(uvicorn.Config("api.main:create_app", factory=True, log_config=None))
         self.starts: list[list[str]] = []
-        self.supervisor = _WorkerSupervisor(self._command, dict(os.environ))
+        self.supervisor = WorkerSupervisor(self._command, dict(os.environ))
         self.thread = threading.Thread(target=self.supervisor.watch, args=(self.server,), daemon=True)
         self.thread.start()
 
@@ -137,7 +129,7 @@ def test_a_worker_death_is_logged_with_the_wait_before_the_next_worker(
     supervision: Supervision, caplog: pytest.LogCaptureFixture
 ) -> None:
     supervision.wait_for_the_first_death()
-    (record,) = [record for record in caplog.records if record.name == "restyle.cli.serve"]
+    (record,) = [record for record in caplog.records if record.name == "restyle.cli.supervision"]
     assert record.getMessage().startswith("the worker exited (status 3) after ")
     assert record.getMessage().endswith(" s; starting another in 1 s")
 

@@ -1,0 +1,110 @@
+"""The job form as the OpenAPI document describes it: derived from ``StyleParams``, then fitted to this server.
+
+``form_schema`` is the request body of ``POST /v1/jobs``; ``cap_size`` and ``refuse_webhooks`` adjust a built
+document to this server's settings, so the page and clients read its limits there rather than from a 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.uploads.parsing import CONTENT_FIELD, SIZE_FIELD, STYLE_FIELD, WEBHOOK_FIELD
+from api.uploads.validation import default_size
+from core.params import MAX_STYLES, StyleParams
+
+_NULLABLE_KEYS = ("anyOf", "default")
+
+
+def form_schema() -> dict[str, Any]:
+    """The OpenAPI request body of POST /v1/jobs, derived from StyleParams so it cannot drift."""
+    properties: dict[str, Any] = {
+        CONTENT_FIELD: {"type": "string", "format": "binary", "description": "The photo to repaint."},
+        STYLE_FIELD: {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "minItems": 1,
+            "maxItems": MAX_STYLES,
+            "description": f"One to {MAX_STYLES} paintings; repeat the field for several.",
+        },
+    }
+    for name, schema in StyleParams.model_json_schema()["properties"].items():
+        info = StyleParams.model_fields[name]
+        default = info.get_default(call_default_factory=True)
+        if _is_scalar(schema):
+            properties[name] = schema
+        elif _is_scalar(branch := _not_null(schema)):
+            # A form cannot send null: the field is left out instead, so it is documented without a default.
+            properties[name] = {**branch, **{key: value for key, value in schema.items() if key not in _NULLABLE_KEYS}}
+        else:  # mappings and lists travel as text in a form: 'relu1_1:1,relu2_1:0.5', '3,1'
+            properties[name] = {
+                "type": "string",
+                "title": schema.get("title", name),
+                "description": info.description,
+                "example": _as_form_text(default) if default is not None else "3,1",
+            }
+    properties[WEBHOOK_FIELD] = {
+        "type": "string",
+        "format": "uri",
+        "description": "POSTed the job JSON (signed, X-Restyle-Signature) when it reaches a final state. An http(s) "
+        "URL without credentials whose host resolves to public addresses only (or is in RESTYLE_WEBHOOK_ALLOW_HOSTS).",
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    # Any other field is refused (StyleParams forbids extras), so the form documents exactly these.
+                    "schema": {
+                        "type": "object",
+                        "required": [CONTENT_FIELD, STYLE_FIELD],
+                        "properties": properties,
+                        "additionalProperties": False,
+                    },
+                    "encoding": {CONTENT_FIELD: {"contentType": "image/*"}, STYLE_FIELD: {"contentType": "image/*"}},
+                }
+            },
+        }
+    }
+
+
+def cap_size(openapi: dict[str, Any], max_size: int) -> None:
+    """Document this server's ``size`` limit (RESTYLE_MAX_SIZE) in its OpenAPI document, in place: the page
+    offers the sizes that document allows, and clients read the limit there rather than from a 422."""
+    form = openapi["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    size = form["properties"][SIZE_FIELD]
+    size["maximum"] = max_size
+    size["description"] = f"{size['description']} This server accepts up to {max_size} px (RESTYLE_MAX_SIZE)."
+    size["default"] = default_size(max_size)
+
+
+def refuse_webhooks(openapi: dict[str, Any]) -> None:
+    """Document, in place, that this server has webhooks off (no RESTYLE_WEBHOOK_SECRET): ``webhook_url`` may only
+    be left out or empty (which ``validate`` takes for no webhook), and a URL is refused with ``422``."""
+    operation = openapi["paths"]["/v1/jobs"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form["properties"][WEBHOOK_FIELD] = {
+        "type": "string",
+        "maxLength": 0,
+        "description": "Webhooks are off on this server (it has no RESTYLE_WEBHOOK_SECRET): leave the field out. "
+        f"A URL is refused with `422` (`invalid_parameters`, naming `{WEBHOOK_FIELD}`).",
+    }
+    refused = operation["responses"]["422"]
+    refused["description"] += f" Webhooks are off on this server, so any `{WEBHOOK_FIELD}` is refused too."
+
+
+def _is_scalar(schema: dict[str, Any]) -> bool:
+    return schema.get("type") not in (None, "object", "array")
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The one non-null branch of a nullable field's schema (``bool | None``), or {} for any other schema."""
+    branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
+    return branches[0] if len(branches) == 1 else {}
+
+
+def _as_form_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{key}:{weight:g}" for key, weight in value.items())
+    if isinstance(value, list):
+        return ",".join(f"{item:g}" for item in value)
+    return str(value)
