@@ -1,15 +1,16 @@
 """How much memory a run may take, and how each stage spends it: L-BFGS history, tiles, or neither.
 
-The figures are a model, fitted on our CPU (peak RSS of forward and backward passes from 256×320 to
-1280×1600 px, glibc keeping freed memory as ``core.memory`` asks): a pass with autograd holds about 2.6
-float32 values per activation of the network, one without about 0.9, where the activations of a pixel are
-the channels of every convolution up to the deepest layer in use, divided by its stride squared (290 for
-VGG19's relu5_1). The budget covers everything the run adds to the process: what the process held before (libraries,
-the network's weights) is taken off first.
+The figures are a model: a pass with autograd holds a fixed number of float32 values per activation of the
+network, one without fewer (``VALUES_PER_ACTIVATION_GRAD`` and ``_NO_GRAD``), where the activations of a pixel
+are the channels of every convolution up to the deepest layer in use, divided by its stride squared (290 for
+VGG19's relu5_1). Its constants were fitted to the peak RSS of forward and backward passes on the CPU at picture
+sizes from 256×320 to 1280×1600 px, glibc keeping freed memory as ``core.memory`` asks; refit them when
+bench/highres.py finds runs under a budget peaking above it. The budget covers everything the run adds to the
+process: what the process held before (libraries, the network's weights) is taken off first.
 
 Policy when a stage does not fit whole with the full L-BFGS history of 50 pairs: the grid of tiles with the
 least work that still leaves ``MIN_HISTORY`` pairs, then as many pairs as the rest holds. Tiles cost time, not
-loss; fewer pairs cost a little loss (bench/highres.py --history, in the README), so time wins.
+loss; fewer pairs cost a little loss (bench/highres.py --history measures how much), so time wins.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ PLANNED_SHARE = 0.9
 # of free memory on a GPU.
 DEFAULT_CPU_SHARE = 0.75
 DEFAULT_GPU_SHARE = 0.9
-# Fitted constants of the model: float32 values held per activation with and without autograd, and picture-
-# sized RGB float32 buffers a run keeps (the picture, its gradient, L-BFGS's last step and gradient with
-# their temporaries, the total-variation term's differences, the photo).
+# Fitted constants of the model (fitted as the module's docstring says): float32 values held per activation
+# with and without autograd, and picture-sized RGB float32 buffers a run keeps (the picture, its gradient,
+# L-BFGS's last step and gradient with their temporaries, the total-variation term's differences, the photo).
 VALUES_PER_ACTIVATION_GRAD = 2.6
 VALUES_PER_ACTIVATION_NO_GRAD = 0.9
 PICTURE_BUFFERS = 16
@@ -74,7 +75,7 @@ def _physical_memory() -> int:
 
 @dataclass(frozen=True)
 class StagePlan:
-    """How one stage spends the budget. ``tiles`` is None when the picture runs whole (today's fast path);
+    """How one stage spends the budget. ``tiles`` is None when the picture runs whole (the fast path);
     the target plans are None when those pictures fit whole in a pass without autograd."""
 
     height: int

@@ -1,11 +1,12 @@
-"""The optimisation loop: repaint a content picture until its VGG19 features carry the content of the photo
+"""The optimisation loop: repaint a content picture until its VGG features carry the content of the photo
 and the Gram statistics of the paintings (Gatys, Ecker & Bethge, CVPR 2016).
 
 Departures from the paper, and why:
-- Coarse-to-fine, when asked for: the picture is first optimised at a fraction of the final size, then
-  upsampled and refined. Structures settle at the coarse scale, so brush strokes come out larger than
-  VGG19's receptive field would make them. It is off by default because it is a look, not a speed-up:
-  at equal time, single-scale runs reached lower losses at the final size (512 and 1024 px, README).
+- Coarse-to-fine, when asked for, and by default above ``core.params.COARSE_TO_FINE_ABOVE``: the picture is
+  first optimised at a fraction of the final size, then upsampled and refined. Structures settle at the coarse
+  scale, so brush strokes come out larger than the network's receptive field would make them. Up to that size
+  it is a look, not a speed-up (a single scale reaches a lower loss at the final size in the same time), so
+  there it is left to the caller.
 - Several styles are blended in Gram space (a weighted mean of their Gram matrices), not by averaging
   losses, so a blend is one coherent texture target.
 - A stage that would not fit the memory budget is evaluated in tiles (``core.tiling``): the same losses and
@@ -43,7 +44,7 @@ from core.vgg import FeatureNet
 BALANCE_STEP = 0.05
 # Gradient lengths below this are float32 rounding of a zero gradient, not a pull.
 _VANISHING = 1e-12
-# Tiled stages of up to this many tiles keep core.memory's allocator policy (see _heap_may_keep).
+# Tiled stages of up to this many tiles keep core.memory's allocator policy (see _reuses_allocations).
 MAX_TILES_IN_KEPT_HEAP = 2
 
 
@@ -183,7 +184,7 @@ def _optimise_stages(
     """Run the schedule coarsest first, each stage starting from the previous one's result upsampled."""
     image: Tensor | None = None
     for stage, plan in zip(stages, plans, strict=True):
-        with reused_allocations() if _heap_may_keep(plan) else nullcontext():
+        with reused_allocations() if _reuses_allocations(plan) else nullcontext():
             photo = _to_tensor(fit_longest_side(content, stage.size), run.net.device)
             targets = _Targets.compute(run.net, run.params, photo, styles, blend, stage.size, plan)
             if image is None:
@@ -301,7 +302,7 @@ class _Run:
         """Run one stage's iterations with the chosen optimiser and return the detached result."""
         self.stage += 1
         self.stage_started, self.stage_done = time.perf_counter(), 0
-        # The optimisers own the stage's picture: the caller hands it over (no copy: at 4096 px each is 150 MB).
+        # The optimisers own the stage's picture: the caller hands it over (no copy: each is picture-sized).
         image = image.detach().requires_grad_(True)
         objective: Callable[[], _Evaluation]
         if plan.tiles is None:
@@ -458,12 +459,12 @@ class _Evaluation(NamedTuple):
     gradient: Tensor
 
 
-def _heap_may_keep(plan: StagePlan) -> bool:
+def _reuses_allocations(plan: StagePlan) -> bool:
     """Whether a stage runs with ``core.memory``'s heap that keeps freed blocks: untiled, or in two tiles.
 
-    With more tiles the heap fragments past the budget (8.7 GiB at 4096 px in 24 tiles under 8 GiB; glibc's
-    own policy held 5.5 GiB), while two tiles held 7.1 GiB under 8 GiB at 2048 px and the policy saved a fifth of
-    each iteration there (38.6 against 46.8 s of page faults).
+    With many tiles the kept heap fragments until it outgrows the budget, where glibc's own policy stays within
+    it; with two it stays within the budget and still spares each iteration its page faults. bench/highres.py
+    measures both (bench/RESULTS.md keeps the figures).
     """
     return plan.tiles is None or len(plan.tiles.tiles) <= MAX_TILES_IN_KEPT_HEAP
 

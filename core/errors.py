@@ -9,11 +9,11 @@ The hierarchy, drawn as a tree::
     │   ├── ImageTooLarge       more pixels than allowed (decompression bombs land here)
     │   └── ImageTooSmall       a side shorter than the network can see
     ├── InvalidRequest          parameters that are valid alone but not together (e.g. blend vs styles)
-    ├── DeviceUnavailable       the requested torch device is not a device, or not on this machine
+    ├── DeviceUnavailable       the requested torch device is not a device, or is not present
     ├── MemoryBudgetTooSmall    not even the smallest tile of the picture fits the memory budget
-    ├── WeightsError            the VGG19 weights cannot be loaded
-    │   ├── WeightsNotFound     the requested weights are not on this machine
-    │   └── WeightsMismatch     the file is not a VGG19 state dict of the right shape
+    ├── WeightsError            the VGG weights cannot be loaded
+    │   ├── WeightsNotFound     the requested weights are neither cached nor at the path given
+    │   └── WeightsMismatch     the file holds no VGG16 or VGG19 weights of the right shapes
     └── Cancelled               the caller asked the run to stop
 
 Shells map these to their own vocabulary in one place each (HTTP problems in the API, job failures in the
@@ -58,7 +58,8 @@ class ImageTooLarge(InvalidImage):
 
 
 class ImageTooSmall(InvalidImage):
-    """A side is too short for the five pooling stages of VGG19 to see anything."""
+    """A side is too short for the network: under ``core.images.MIN_SIDE``, or too short, at the smallest size
+    the run scales it to, to reach the deepest layer in use through the pooling stages before it."""
 
     code = "image_too_small"
 
@@ -88,13 +89,13 @@ class WeightsError(RestyleError):
 
 
 class WeightsNotFound(WeightsError):
-    """The requested weights are not available offline on this machine."""
+    """The requested weights are neither in the local cache nor at the path given (loading never downloads)."""
 
     code = "weights_not_found"
 
 
 class WeightsMismatch(WeightsError):
-    """A weights file exists but does not hold VGG19 convolution weights of the expected shapes."""
+    """A weights file exists but does not hold VGG16 or VGG19 convolution weights of the expected shapes."""
 
     code = "weights_mismatch"
 

@@ -1,10 +1,10 @@
 """One iteration's GPU work recorded once as a CUDA graph and replayed, instead of launched kernel by kernel.
 
-A 512 px iteration is about 240 small kernels. On an H200 the CPU took about 7 ms to launch them and the GPU
-about 3 ms to run them, so the GPU sat idle most of the time at every size up to 1024 px. A replay is one
-launch: 512 px iterations went from 7.2 to 3.9 ms, 256 px from 7.7 to 2.2 ms. The work must be shape-stable
-and free of host synchronisation, which one stage's forward and backward pass are; anything that reads a
-value on the host (progress, the optimiser's curvature check) stays outside.
+An iteration is a few hundred small kernels. Launching one from Python costs the CPU more time than the GPU needs
+to run it, so at all but the largest sizes the GPU would spend most of an iteration waiting for the next launch;
+a replay launches the whole iteration at once (bench/RESULTS.md keeps the figures). The work must be shape-stable
+and free of host synchronisation, which one stage's forward and backward pass are; anything that reads a value on
+the host (progress, the optimiser's curvature check) stays outside.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ WARMUP_CALLS = 2
 def _side_stream(device: torch.device) -> torch.cuda.Stream:
     """One warm-up and capture stream per device for the whole process.
 
-    Libraries keep a workspace for every stream they have run on: with a fresh stream per run, each job left
-    128 MiB more allocated on an H200. The price is one GPU run at a time per process: a capture records
-    everything sent to its stream, so two threads capturing on it at once would mix their graphs. The
-    worker runs one job per process.
+    Libraries keep a workspace for every stream they have run on: with a fresh stream per run, each job would
+    leave one more workspace allocated, and a long-lived worker would grow job by job. The price is one GPU run
+    at a time per process: a capture records everything sent to its stream, so two threads capturing on it at
+    once would mix their graphs. The worker runs one job per process.
     """
     return torch.cuda.Stream(device)
 

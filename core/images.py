@@ -73,8 +73,8 @@ def decode_image(
     try:
         image.seek(0)  # animations: the first frame is the picture
         image.load()
-        # In place, and no copy of a picture that is RGB already: a 40-megapixel upload costs 160 MB decoded,
-        # which decoding then holds once, not three times.
+        # In place, and no copy of a picture that is RGB already: Pillow keeps four bytes a pixel, so a picture
+        # near the pixel limit takes over a hundred megabytes decoded, which decoding then holds once, not three times.
         ImageOps.exif_transpose(image, in_place=True)
         return _to_rgb(image, name)
     except (*_PARSER_ERRORS, EOFError) as error:

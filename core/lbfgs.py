@@ -1,10 +1,11 @@
 """L-BFGS with a fixed step, computing the search direction in compact matrix form.
 
 It takes the same steps as ``torch.optim.LBFGS`` with ``lr`` and no line search (the engine's setting), but
-``torch.optim.LBFGS`` runs the two-loop recursion one history pair at a time and turns each pair's scalar
-into a Python number: with 50 pairs that is about 400 small kernels and 100 device-to-host waits per
-iteration, which on an H200 added 2.7 ms to a 512 px iteration whose network work takes 3.2 ms. Here the
-direction is H·g in the compact form of Byrd, Nocedal & Schnabel (Math. Programming 63, 1994):
+``torch.optim.LBFGS`` runs the two-loop recursion one history pair at a time and turns each pair's scalar into a
+Python number: a handful of small kernels and two device-to-host waits per pair, every iteration. On a GPU each
+wait stalls the queue of launched work, so with a full history the waits cost more than the arithmetic, and a
+sizeable share of a whole iteration at moderate picture sizes. Here the direction is H·g in the compact form of
+Byrd, Nocedal & Schnabel (Math. Programming 63, 1994):
 
     H·g = γ·g + Sᵀu − γ·Yᵀp,   p = R⁻¹(S·g),   u = R⁻ᵀ((D + γ·Y·Yᵀ)·p − γ·(Y·g))
 

@@ -36,8 +36,8 @@ class _Gram(torch.autograd.Function):
 
     Autograd treats the two operands of RowsᵀRows as unrelated, so it runs two products and then adds a
     transposed copy of one to the other. Since G is symmetric in Rows, dL/dRows = Rows (dG + dGᵀ) / N: one
-    product, written straight into the channels-last layout the features live in. Gram products were a tenth
-    of a 512 px iteration on our CPU; this drops a third of them and the transposed add.
+    product, written straight into the channels-last layout the features live in. Of the three Gram products
+    per layer and iteration (one forward, two backward) this drops one, and the transposed add with it.
     """
 
     @staticmethod
@@ -82,7 +82,8 @@ def tv_loss_into(image: Tensor, weight: float, gradient: Tensor) -> Tensor:
     """``tv_loss(image)``, adding ``weight`` times its gradient into ``gradient`` in place.
 
     The tiled evaluation's way: autograd would hold four picture-sized buffers for the differences and their
-    squares, where this holds one at a time (150 MB each at 4096 px).
+    squares, where this holds one at a time; each is as large as the picture, which at print sizes is the
+    memory that tiling exists to save.
     """
     loss = torch.zeros((), device=image.device)
     for dim in (-1, -2):

@@ -1,14 +1,14 @@
 """Keep the CPU allocator from handing activation buffers back to the kernel between iterations.
 
 Every iteration allocates and frees the same few dozen activation and gradient buffers, the largest tens of
-megabytes each. glibc serves blocks that big with a fresh ``mmap`` and unmaps them on ``free``, so each one
-is page-faulted in again, page by page, on every iteration. While a run lasts, glibc is told to serve every
-block from its heap and keep what is freed: at 512 px on our 2-core machine that took an iteration from
-81,900 page faults and 1.58 s to 510 page faults and 1.44 s. When the last run in the process ends, glibc's
-defaults come back and ``malloc_trim`` returns the heap's free pages, so a long-lived worker does not sit on
-its peak between jobs. The price is fragmentation: a heap that never unmaps holds more at its peak, 21 % more
-at 1024 px here (nothing measurable at 512 px), and far more once a picture runs in many tiles, so the
-engine uses it only for untiled stages and stages of two tiles. Other C libraries (musl, macOS) are left
+megabytes each at ordinary sizes. glibc serves blocks that big with a fresh ``mmap`` and unmaps them on ``free``,
+so each one is page-faulted in again, page by page, on every iteration. While a run lasts, glibc is told to serve
+every block from its heap and keep what is freed, which spares an iteration nearly all of those page faults and
+the time the kernel spends on them (bench/RESULTS.md keeps the figures). When the last run in the process ends,
+glibc's defaults come back and ``malloc_trim`` returns the heap's free pages, so a long-lived worker does not sit
+on its peak between jobs. The price is fragmentation: a heap that never unmaps holds more at its peak, the more
+the larger the picture, and far more once a picture runs in many tiles, so the engine uses it only for untiled
+stages and stages of two tiles (``core.engine._reuses_allocations``). Other C libraries (musl, macOS) are left
 alone.
 """
 

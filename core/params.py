@@ -1,5 +1,7 @@
-"""The one parameter model for a style-transfer run, shared by the CLI, the HTTP API, the Celery payload
-and the engine: every hyperparameter, its default and its valid range live here and nowhere else."""
+"""The one parameter model for a style-transfer run, shared by the CLI, the HTTP API, the job record and the
+engine: every hyperparameter, its default and its valid range live here and nowhere else. A job's parameters
+travel in its record in Redis (``restyle.jobs.records.JobRecord.params``), which the worker reads once it has
+claimed the job; the Celery message that wakes the worker carries no parameters and names no job."""
 
 from __future__ import annotations
 
@@ -19,14 +21,14 @@ MAX_STYLES = 4
 MAX_SIZE = 4096
 # Above this size an unset ``multiscale`` means coarse-to-fine. Gatys et al. (CVPR 2017, "Controlling
 # perceptual factors") spend most iterations at the lower scales of a large picture: its structures settle
-# there, and each final-size iteration costs several coarse ones. Measured here at 512 and 1024 px, a single
-# scale reached a lower loss for the time, so smaller pictures keep it.
+# there, and each final-size iteration costs several coarse ones. Up to this size a single scale reaches a
+# lower loss in the same time (bench/RESULTS.md keeps the comparison), so smaller pictures keep it.
 COARSE_TO_FINE_ABOVE = 1024
-# Chosen on trained filters (Keras's ImageNet VGG16, README "Style weight"): the photo's scene and the painting's
-# strokes both clearly there across photo × painting pairs; the page's slider spans it × 10^±2.
+# Chosen on trained filters (Keras's ImageNet VGG16) from bench/quality.py's sheets: the photo's scene and the
+# painting's strokes both clearly there across photo × painting pairs; the page's slider spans it × 10^±2.
 DEFAULT_STYLE_WEIGHT = 3.0
 # Light: below the slider's lowest style weight, so that a barely stylised photo is not a blurred one; at the
-# default style weight it only damps the finest grain (README "Style weight").
+# default style weight it only damps the finest grain.
 DEFAULT_TV_WEIGHT = 0.01
 
 

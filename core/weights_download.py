@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 # torchvision's VGG19_Weights.IMAGENET1K_V1. torchvision checks only the digest's first 8 hex digits (the
 # file name's suffix); this is the whole digest of that file (574,673,361 bytes) as published, which starts
-# with them (our machines cannot download it to compute it again).
+# with them (taken from the publication, not computed from a download of our own).
 IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 IMAGENET_SHA256 = "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44"
 FEATURES_FILENAME = "vgg19-dcbb9e9d-features.pth"
@@ -58,7 +58,7 @@ class CachedWeights:
         return next((path for path in paths if path.is_file()), paths[0])
 
     def cached(self) -> bool:
-        """Whether they are on this machine; never touches the network, nor imports torch."""
+        """Whether they are in the local hub cache; never touches the network, nor imports torch."""
         return self.file().is_file()
 
 
@@ -72,7 +72,7 @@ TRAINED_TIERS = (VGG19_IMAGENET, VGG16_IMAGENET, VGG16_IMAGENET_KERAS)
 
 
 def cached_tier() -> CachedWeights | None:
-    """The best trained weights on this machine, if any."""
+    """The best trained weights in the local hub cache, if any."""
     return next((tier for tier in TRAINED_TIERS if tier.cached()), None)
 
 
@@ -88,7 +88,7 @@ def imagenet_file() -> Path:
 
 
 def imagenet_cached() -> bool:
-    """Whether ImageNet VGG19 weights are on this machine; never touches the network, nor imports torch."""
+    """Whether ImageNet VGG19 weights are in the local hub cache; never touches the network, nor imports torch."""
     return VGG19_IMAGENET.cached()
 
 

@@ -1,11 +1,15 @@
 """The Celery application on the Redis broker, configured from Settings; shared by the API and the worker.
 
 The API uses it only to send tasks by name, so it never imports the worker's task code (or torch).
-A message names no job: it is one job's worth of work, sent each time a job enters the queue, and the worker
-that takes it claims the next job in fair order (``restyle.jobs.queue``). Once claimed, a job is kept by its
-lease, not by its message, so a lost or repeated message costs nothing: a repeated one finds nothing to claim.
-Each worker holds one message at a time; an unacknowledged one returns after the visibility timeout, the
-last resort for a message whose worker died before it could claim a job.
+A message is a doorbell: it carries no arguments and names no job. One is sent for every job that becomes
+claimable (by the API once a submission's files are stored; by a worker that hands its job back at shutdown;
+by a worker's housekeeping for a job it reclaimed from a lapsed lease, or one whose sender stopped before
+sending), and the worker that takes it claims whichever job comes next in fair order (``restyle.jobs.queue``),
+not necessarily the one it was sent for. The job itself, parameters and all, is read from its record in Redis.
+Once claimed, a job is kept by its lease, not by its message, so a repeated message costs nothing: it finds
+nothing to claim. Each worker process holds at most one message at a time (acknowledged late, nothing
+prefetched); an unacknowledged one returns after the visibility timeout, the last resort for a message whose
+worker died before it could claim a job.
 """
 
 from __future__ import annotations
@@ -45,5 +49,8 @@ def create_celery(settings: Settings) -> Celery:
 
 
 def enqueue(app: Celery, settings: Settings) -> None:
-    """Tell the workers that one more job waits, by task name."""
+    """Send one doorbell message (the task by name, no arguments): a worker that takes it claims the next job.
+
+    Owed once for every job that becomes claimable; the caller then clears the debt with ``JobStore.mark_sent``.
+    """
     app.send_task(STYLIZE_TASK, queue=settings.queue)

@@ -24,7 +24,7 @@ _S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
 
 
 class Settings(BaseSettings):
-    """Every tunable of the service; see the README's configuration table for the environment names."""
+    """Every tunable of the service; docs/configuration.md has a row per setting with its environment name."""
 
     model_config = SettingsConfigDict(env_prefix="RESTYLE_", frozen=True, extra="ignore")
 

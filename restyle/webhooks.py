@@ -1,10 +1,10 @@
 """Webhooks: when a job reaches a final state, POST its JSON to the job's ``webhook_url``, signed and retried.
 
-The final transition in ``JobStore`` puts the job id on a due-list in Redis in the same transaction, so a
-webhook is never forgotten between "job finished" and "webhook sent". A dispatcher thread in each worker
-process claims due entries with a lease (a crashed dispatcher's claims fall due again), sends them, and on
-failure reschedules with exponential backoff until ``webhook_max_attempts``. Any error of one delivery is that
-delivery's failed attempt; it never holds up the rest of its batch.
+The final transition of a job record (``Ledger.on_final``) puts the job id on a due-list in Redis in the same
+transaction, so a webhook is never forgotten between "job finished" and "webhook sent". A dispatcher thread in
+each worker process claims due entries with a lease (a crashed dispatcher's claims fall due again), sends them,
+and on failure reschedules with exponential backoff until ``webhook_max_attempts``. Any error of one delivery is
+that delivery's failed attempt; it never holds up the rest of its batch.
 
 Where a webhook may go is ``restyle.webhook_targets``' decision, made again at every attempt: the host is
 resolved, every address checked, and the request sent to a checked address itself (the URL's host name rides

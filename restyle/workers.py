@@ -1,4 +1,4 @@
-"""Which workers are alive, and the VGG19 weights each runs: each announces itself in Redis on a heartbeat,
+"""Which workers are alive, and the network weights each runs: each announces itself in Redis on a heartbeat,
 and /readyz reads the roster.
 
 Celery's own ``ping`` broadcasts to every worker on the broker (other deployments sharing the Redis answer

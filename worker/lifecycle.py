@@ -1,5 +1,5 @@
 """What a worker does besides running jobs: warm the engine, announce itself, reclaim the jobs of dead runs,
-queue jobs whose message was lost, clean up, send webhooks.
+send the queue messages that jobs are owed but never got, clean up, send webhooks.
 
 These run in the worker's main process (Celery signals), on daemon threads, so a long job never delays
 a heartbeat, a retention purge or a webhook.

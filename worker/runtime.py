@@ -33,7 +33,7 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def network(self) -> FeatureNet:
-        """The VGG19 feature net, loaded on the first call in this process and kept for every later job."""
+        """The VGG feature net, loaded on the first call in this process and kept for every later job."""
         with self._lock:
             if self._net is None:
                 from core.vgg import load_vgg

@@ -6,9 +6,10 @@ worker dies, the lease lapses and another worker's housekeeping puts the job bac
 run can end is written to the job record, fenced by the run's token: succeeded, canceled, or failed with the
 engine error's code and message, ``storage_unavailable`` when the store still fails after its own retries,
 or ``internal_error`` for anything unforeseen. The result is stored before the record says succeeded, so no
-record points at a result that is not there. A worker told to shut down (Ctrl-C, SIGTERM) stops its job
-within one iteration and hands it back to the queue at once. A run that lost its lease stops too, and
-writes nothing: the job belongs to the run that replaced it.
+record points at a result that is not there. A worker told to shut down (Ctrl-C, SIGTERM) stops a job that
+runs in its own process (a solo pool) within one iteration and hands it back to the queue at once; prefork
+children finish theirs, as Celery's warm shutdown intends (``worker.lifecycle``). A run that lost its lease
+stops too, and writes nothing: the job belongs to the run that replaced it.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def stylize_job(self: Task) -> None:
     state = runtime()
     worker = self.request.hostname or "worker"
     try:
-        run = _patiently(lambda: state.runs.claim(worker), "claim a job", state)
-    except _Stopping:
+        run = _retry_through_redis_outage(lambda: state.runs.claim(worker), "claim a job", state)
+    except _ShuttingDown:
         # Shutting down while Redis is away: the message goes back (or, if Redis cannot take even that, stays
         # unacknowledged and returns after the visibility timeout); no job was claimed for it.
         raise Reject("the worker is shutting down", requeue=True) from None
@@ -67,7 +68,9 @@ def run_job(state: Runtime, run: Run) -> None:
 
     def record(write: Callable[[], object]) -> bool:
         try:
-            _patiently(write, f"record the outcome of job {job_id}", state, give_up_when_stopping=False)
+            _retry_through_redis_outage(
+                write, f"record the outcome of job {job_id}", state, give_up_when_stopping=False
+            )
         except (InvalidTransition, JobNotFound) as error:
             log.info("job %s: outcome not recorded: %s", job_id, error)
             return False
@@ -77,9 +80,9 @@ def run_job(state: Runtime, run: Run) -> None:
         record(lambda: run.fail(code, message))
 
     with LeaseKeeper(run, settings.lease_seconds) as keeper:
-        report = Report(state, run, keeper)
+        callbacks = EngineCallbacks(state, run, keeper)
         try:
-            result = _execute(state, run, report)
+            result = _stylize_and_store(state, run, callbacks)
             if record(
                 lambda: run.succeed(
                     weights=result.weights,
@@ -90,13 +93,13 @@ def run_job(state: Runtime, run: Run) -> None:
             ):
                 log.info("job %s: succeeded in %.1f s with weights %s", job_id, result.seconds, result.weights)
         except Cancelled:
-            if report.stopped_for == "shutdown":
+            if callbacks.stopped_for == "shutdown":
                 if record(run.hand_back):
                     _send_message(state, job_id)
                     log.info("job %s: handed back to the queue; this worker is shutting down", job_id)
-            elif report.stopped_for == "time_limit":
+            elif callbacks.stopped_for == "time_limit":
                 fail("time_limit_exceeded", f"the run took longer than the limit of {settings.job_time_limit:g} s")
-            elif report.stopped_for == "superseded":
+            elif callbacks.stopped_for == "superseded":
                 log.warning("job %s: stopped; the run that replaced this one owns the job", job_id)
             else:
                 record(run.cancel)
@@ -112,7 +115,7 @@ def run_job(state: Runtime, run: Run) -> None:
             fail("internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
 
 
-def _execute(state: Runtime, run: Run, report: Report) -> Stylized:
+def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> Stylized:
     """Run the engine on the job's stored inputs and store this run's result."""
     settings, record = state.settings, run.record
     content_key, style_keys = input_keys(record.id, record.style_count)
@@ -127,9 +130,9 @@ def _execute(state: Runtime, run: Run, report: Report) -> Stylized:
         styles,
         record.params,
         net=net,
-        on_progress=report.progress,
-        is_cancelled=report.should_stop,
-        on_snapshot=report.snapshot if settings.snapshot_every else None,
+        on_progress=callbacks.progress,
+        is_cancelled=callbacks.should_stop,
+        on_snapshot=callbacks.snapshot if settings.snapshot_every else None,
         snapshot_every=settings.snapshot_every,
         memory_budget=settings.memory_budget,
     )
@@ -146,12 +149,15 @@ def _send_message(state: Runtime, job_id: str) -> None:
         log.warning("job %s: queue message not sent (%s); a worker's housekeeping will send it", job_id, error)
 
 
-class _Stopping(Exception):
+class _ShuttingDown(Exception):
     """The worker began to shut down while waiting for Redis."""
 
 
-def _patiently(write: Callable[[], T], what: str, state: Runtime, *, give_up_when_stopping: bool = True) -> T:
-    """``write()``, tried again through a Redis outage of any length.
+def _retry_through_redis_outage(
+    write: Callable[[], T], what: str, state: Runtime, *, give_up_when_stopping: bool = True
+) -> T:
+    """``write()``, tried again, with pauses doubling up to ``REDIS_RETRY_SECONDS``, for as long as Redis is
+    unavailable; raises ``_ShuttingDown`` instead once the worker shuts down, unless ``give_up_when_stopping`` is False.
 
     Giving up would cost more than waiting: an outcome not recorded means running the job again, and a claim
     not made means holding its message. The run's lease is kept by its own thread meanwhile, so nobody
@@ -163,13 +169,13 @@ def _patiently(write: Callable[[], T], what: str, state: Runtime, *, give_up_whe
             return write()
         except redis.RedisError as error:
             if give_up_when_stopping and state.stopping.is_set():
-                raise _Stopping from error
+                raise _ShuttingDown from error
             log.warning("could not %s, Redis unavailable (%s); trying again in %.1f s", what, error, delay)
             time.sleep(delay)
             delay = min(2 * delay, REDIS_RETRY_SECONDS)
 
 
-class Report:
+class EngineCallbacks:
     """The engine's callbacks for one run: throttled progress, when to stop, previews."""
 
     def __init__(self, state: Runtime, run: Run, keeper: LeaseKeeper) -> None:

@@ -1,8 +1,8 @@
 """Whether a new job is accepted, decided and recorded in one Lua script, so caps hold under concurrency.
 
 A check followed by a separate write lets every concurrent request pass the check before any of them
-writes (the cap of 100 admitted 122 of 500 concurrent submissions that way). Here the idempotency key, the
-queue-depth cap and the per-key cap are checked and the record written in one atomic step. An admitted job
+writes, so a burst of concurrent submissions admits more jobs than the cap allows. Here the idempotency key,
+the queue-depth cap and the per-key cap are checked and the record written in one atomic step. An admitted job
 is queued but not yet claimable: ``JobQueue.release`` makes it so once its files are stored.
 """
 

@@ -27,8 +27,11 @@ DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 36
 _RECORD_GRACE_SECONDS = 3600
 
 T = TypeVar("T")
-Change = Callable[[JobRecord], JobRecord | None]
-Also = Callable[["Pipeline[bytes]", JobRecord], None]
+# Given the current record: the new version to write, None to leave the record as it is, or raise to refuse.
+RecordChange = Callable[[JobRecord], JobRecord | None]
+# Given the transaction's pipeline (inside its MULTI) and the new version: queue further commands that must
+# land with that version or not at all (index entries, flags, counters).
+ExtraWrites = Callable[["Pipeline[bytes]", JobRecord], None]
 
 
 def now() -> datetime:
@@ -74,10 +77,17 @@ class Ledger:
         """Bump one of the service's counters (see ``JobStore.stats``)."""
         self.redis.hincrby(self.keys.stats, counter, 1)
 
-    def update(self, job_id: str, change: Change, also: Also | None = None, *, watch: Sequence[str] = ()) -> JobRecord:
+    def update(
+        self,
+        job_id: str,
+        change: RecordChange,
+        extra_writes: ExtraWrites | None = None,
+        *,
+        watch: Sequence[str] = (),
+    ) -> JobRecord:
         """Apply ``change`` to the current record atomically, retrying if someone else wrote it meanwhile.
 
-        ``change`` returns the new record, None to leave it as it is, or raises to refuse; ``also`` adds
+        ``change`` returns the new record, None to leave it as it is, or raises to refuse; ``extra_writes`` adds
         more commands to the same transaction; ``watch`` names further keys whose change meanwhile retries it.
         """
 
@@ -93,8 +103,8 @@ class Ledger:
             self.write(pipe, new)
             if new.finished and not current.finished:
                 self.on_final(pipe, new)
-            if also:
-                also(pipe, new)
+            if extra_writes:
+                extra_writes(pipe, new)
             pipe.execute()
             return new
 

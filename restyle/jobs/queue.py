@@ -1,6 +1,6 @@
 """Which job a free worker runs next: per-owner waiting lines served round robin.
 
-Celery's messages carry no job: each is one job's worth of work, sent whenever a job enters the queue, and
+Celery's messages carry no job: each is a doorbell, one sent for every job that becomes claimable, and
 the worker that receives it claims the next job here. That keeps the order ours to choose. The policy is
 *least recently served owner first*: owners with waiting jobs sit in a rotation scored by when they were last
 served (or joined), and each claim takes the oldest waiting job of the owner at the front, then moves that

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from redis.client import Pipeline
 
 from restyle.jobs.errors import InvalidTransition, JobNotFound, RunSuperseded
-from restyle.jobs.ledger import Also, Change, Ledger, finished, now, run_cleared
+from restyle.jobs.ledger import ExtraWrites, Ledger, RecordChange, finished, now, run_cleared
 from restyle.jobs.records import JobError, JobProgress, JobRecord, JobRun, preview_key, result_key
 
 # KEYS: lease. ARGV: token. Drops the lease only if this run still holds it.
@@ -50,7 +50,7 @@ class Runs:
         self.ledger.redis.zrem(self.ledger.keys.running, job_id)
 
 
-def _start(token: str, worker: str) -> Change:
+def _start(token: str, worker: str) -> RecordChange:
     """queued → running as a new run holding ``token``."""
 
     def start(record: JobRecord) -> JobRecord:
@@ -201,14 +201,14 @@ class Run:
             requeue,
         )
 
-    def _write(self, action: str, change: Change, also: Also | None = None) -> JobRecord:
+    def _write(self, action: str, change: RecordChange, extra_writes: ExtraWrites | None = None) -> JobRecord:
         def fenced(record: JobRecord) -> JobRecord | None:
             if not record.held_by(self.token):
                 raise RunSuperseded(record, action)
             return change(record)
 
         try:
-            return self._ledger.update(self.job_id, fenced, also)
+            return self._ledger.update(self.job_id, fenced, extra_writes)
         except (RunSuperseded, JobNotFound):
             self._ledger.count("fenced_writes")
             raise

@@ -13,7 +13,7 @@ from worker import tasks
 
 
 class _State:
-    """The one thing ``_patiently`` asks of the runtime: whether the worker is shutting down."""
+    """The one thing ``_retry_through_redis_outage`` asks of the runtime: whether the worker is shutting down."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
@@ -34,7 +34,7 @@ def flaky(failures: int) -> tuple[list[int], Callable[[], str]]:
 def test_a_write_lands_once_redis_answers_again(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tasks, "REDIS_RETRY_SECONDS", 0.01)
     calls, write = flaky(failures=5)
-    assert tasks._patiently(write, "write", _State()) == "written"  # type: ignore[arg-type]  # a stand-in state
+    assert tasks._retry_through_redis_outage(write, "write", _State()) == "written"  # type: ignore[arg-type]  # a stand-in state
     assert len(calls) == 6
 
 
@@ -42,8 +42,8 @@ def test_a_claim_waiting_for_redis_gives_way_to_a_shutdown() -> None:
     state = _State()
     state.stopping.set()
     _, write = flaky(failures=1)
-    with pytest.raises(tasks._Stopping):
-        tasks._patiently(write, "claim a job", state)  # type: ignore[arg-type]
+    with pytest.raises(tasks._ShuttingDown):
+        tasks._retry_through_redis_outage(write, "claim a job", state)  # type: ignore[arg-type]
 
 
 def test_an_outcome_waiting_for_redis_is_kept_through_a_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,7 +51,7 @@ def test_an_outcome_waiting_for_redis_is_kept_through_a_shutdown(monkeypatch: py
     state = _State()
     state.stopping.set()
     _, write = flaky(failures=3)
-    assert tasks._patiently(write, "record", state, give_up_when_stopping=False) == "written"  # type: ignore[arg-type]
+    assert tasks._retry_through_redis_outage(write, "record", state, give_up_when_stopping=False) == "written"  # type: ignore[arg-type]
 
 
 def test_a_message_whose_claim_redis_cannot_take_goes_back_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
