@@ -29,7 +29,7 @@ RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin res
     && mkdir -p /data && chown restyle:restyle /data
 
 # torch alone first: it is by far the largest layer and changes only with the pin or the variant, never
-# with the project. The pin must equal pyproject.toml's (tests/test_compose.py checks that).
+# with the project. The pin must equal the server extra's in pyproject.toml (tests/test_compose.py checks that).
 ARG TORCH_VARIANT=cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
@@ -62,11 +62,12 @@ RUN case "${VGG_WEIGHTS}" in \
 WORKDIR /app
 
 # Dependencies before code, so a code change rebuilds only the layers below. They are read from
-# pyproject.toml (plus the flower extra for the queue monitor, and the build backend, so that installing the
-# code below needs no isolated build environment fetched again on every rebuild), never restated here; pip
-# keeps the torch installed above, whose +cpu/+cuXXX local label still satisfies the plain pin.
+# pyproject.toml, never restated here: the base (the client's) and the server extra (the engine, API and
+# worker), plus the flower extra for the queue monitor and the build backend, so that installing the code below
+# needs no isolated build environment fetched again on every rebuild. pip keeps the torch installed above,
+# whose +cpu/+cuXXX local label still satisfies the server extra's plain pin.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; toml = tomllib.load(open('pyproject.toml', 'rb')); project = toml['project']; print(*project['dependencies'], *project['optional-dependencies']['flower'], *toml['build-system']['requires'], sep=chr(10))" \
+RUN python -c "import tomllib; toml = tomllib.load(open('pyproject.toml', 'rb')); project = toml['project']; print(*project['dependencies'], *project['optional-dependencies']['server'], *project['optional-dependencies']['flower'], *toml['build-system']['requires'], sep=chr(10))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt

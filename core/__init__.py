@@ -1,7 +1,8 @@
 """Restyle's engine: Gatys-style neural style transfer on VGG19 features, free of HTTP and queues.
 
-The torch-free part (parameters, errors, image decoding) imports eagerly, so the API can validate uploads
-without loading torch; the optimisation itself (``stylize``, ``load_vgg``) is imported on first use.
+Parameters and errors import eagerly: they need only pydantic, which is all the client install
+(``restyle.client``, no ``server`` extra) has besides httpx. Everything else is imported on first use: image
+decoding (``decode_image``…, Pillow and numpy) and the optimisation itself (``stylize``, ``load_vgg``, torch).
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from core.errors import (
     WeightsMismatch,
     WeightsNotFound,
 )
-from core.images import MEDIA_TYPES, decode_image, encode_image, fit_longest_side
 from core.params import LAYER_NAMES, MAX_STYLES, StyleParams
 
 if TYPE_CHECKING:
     from core.engine import Progress, Stylized, stylize
+    from core.images import MEDIA_TYPES, decode_image, encode_image, fit_longest_side
     from core.vgg import FeatureNet, load_vgg
 
 _LAZY = {
+    "MEDIA_TYPES": "core.images",
+    "decode_image": "core.images",
+    "encode_image": "core.images",
+    "fit_longest_side": "core.images",
     "stylize": "core.engine",
     "Progress": "core.engine",
     "Stylized": "core.engine",

@@ -2,6 +2,6 @@
 
 import sys
 
-from restyle.cli import main
+from restyle.console import main
 
 sys.exit(main())

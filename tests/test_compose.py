@@ -233,6 +233,13 @@ def test_the_celery_app_that_flower_watches_is_the_worker_app() -> None:
     assert "worker.tasks" in app.conf.include
 
 
+def test_the_image_installs_the_server_extra() -> None:
+    """The base dependencies are only the client's; the engine, API and worker come with the server extra."""
+    (dependencies,) = [run for run in arguments_of("RUN") if "pip install -r" in run]
+    assert "['dependencies']" in dependencies
+    assert "['optional-dependencies']['server']" in dependencies
+
+
 def test_the_image_installs_flower_for_the_flower_service() -> None:
     command = SERVICES["flower"]["command"]
     assert command[3] == "flower"
@@ -302,7 +309,8 @@ def test_the_s3_override_starts_api_and_worker_only_once_the_bucket_exists() -> 
 
 
 def test_the_dockerfile_pins_torch_and_torchvision_exactly_as_pyproject_does() -> None:
-    pins = {re.split(r"[=<>!~\[]", requirement)[0]: requirement for requirement in PYPROJECT["project"]["dependencies"]}
+    server = PYPROJECT["project"]["optional-dependencies"]["server"]
+    pins = {re.split(r"[=<>!~\[]", requirement)[0]: requirement for requirement in server}
     (install,) = [run for run in arguments_of("RUN") if "torch==" in run]
     assert pins["torch"] in install.split()
     assert pins["torchvision"] in install.split()
