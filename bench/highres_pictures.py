@@ -1,4 +1,4 @@
-"""Make print-size pictures through a running service and cut them for the README: a thumbnail of the whole
+"""Make print-size pictures through a running service and cut them for bench/RESULTS.md: a thumbnail of the whole
 and a crop at 100 %. Progress (stage, iteration, time left) is printed as the job record reports it. Usage,
 with a service that accepts the size (RESTYLE_MAX_SIZE=4096, a long enough RESTYLE_JOB_TIME_LIMIT):
 
@@ -30,9 +30,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     with Client(args.url, timeout=120) as client:
-        job = client.submit(
-            args.content, args.style, size=args.size, iterations=args.iterations, style_weight=3e3, output_format="png"
-        )
+        job = client.submit(args.content, args.style, size=args.size, iterations=args.iterations, output_format="png")
         started = time.monotonic()
         while not job.finished:
             time.sleep(5)

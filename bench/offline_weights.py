@@ -78,7 +78,7 @@ THUMBNAIL = 256
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), metavar="PHOTO:PAINTING")
-    parser.add_argument("--iterations", type=int, default=60)  # what the README's figures used
+    parser.add_argument("--iterations", type=int, default=60)  # what bench/RESULTS.md's figures used
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=RANDOM_WEIGHTS_SEED)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))

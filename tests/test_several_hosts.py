@@ -32,7 +32,7 @@ from tests.support.worker_process import WorkerProcess
 # A job long enough to be caught running (killed, its store cut) a moment after its first progress: a few seconds
 # on an idle machine. wait_for is patient while a job moves, so a loaded machine only makes it slower.
 SLOW_SIZE, SLOW_ITERATIONS = 64, 150
-# Within what the S3 client's retries ride out (README, "Running on several hosts"): about 97 % of the time
+# Within what the S3 client's retries ride out (docs/deploy.md, "S3 and other object stores"): about 97 % of the time
 # for 5 s, so 4 s keeps the test from flaking.
 OUTAGE_SECONDS = 4.0
 

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from restyle.settings import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+# The reference of every setting, one table row per environment variable.
+CONFIGURATION_REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 @pytest.fixture(autouse=True)
@@ -107,11 +108,9 @@ def test_the_size_cap_defaults_to_2048_and_goes_up_to_print_size(monkeypatch: py
         Settings()
 
 
-def test_every_setting_has_a_row_in_the_readme_configuration_table() -> None:
-    text = README.read_text()
-    table = text[text.index("## Configuration") : text.index("## HTTP API")]
-    documented = set(re.findall(r"^\| `RESTYLE_([A-Z0-9_]+)` \|", table, flags=re.MULTILINE))
-    assert documented == {name.upper() for name in Settings.model_fields}
+def test_every_setting_has_one_row_in_the_configuration_reference() -> None:
+    rows = re.findall(r"^\| `RESTYLE_([A-Z0-9_]+)` \|", CONFIGURATION_REFERENCE.read_text(), flags=re.MULTILINE)
+    assert sorted(rows) == sorted(name.upper() for name in Settings.model_fields)
 
 
 def test_no_trusted_proxies_by_default() -> None:
