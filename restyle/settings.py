@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         5.0, gt=0, description="How often a worker announces itself; /readyz wants one within 3 beats."
     )
+    worker_niceness: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How far `restyle up` lowers its worker's CPU priority below the API's (as nice, 0–19), so "
+        "that on a shared CPU the engine yields to the API; 0 keeps them equal.",
+    )
 
     # Webhooks
     webhook_secret: SecretStr | None = Field(

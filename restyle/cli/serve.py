@@ -137,7 +137,9 @@ def run_up(args: argparse.Namespace) -> int:
     # On a shared CPU the engine would otherwise starve the API: besides the worker's lower priority (see
     # ``restyle.cli.supervision``), its OpenMP threads sleep rather than spin between parallel regions, which
     # keeps job polling prompt while a job runs (bench/service.py measures it) at little cost to the engine.
-    supervisor = WorkerSupervisor(worker_command, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ})
+    supervisor = WorkerSupervisor(
+        worker_command, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}, niceness=settings.worker_niceness
+    )
     server = api_server(settings, args.host, args.port)
     watcher = threading.Thread(target=supervisor.watch, args=(server,), name="worker-supervisor")
     watcher.start()

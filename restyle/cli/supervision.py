@@ -4,6 +4,7 @@ keeps dying early), and stopped when the API stops."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -27,8 +28,6 @@ WORKER_RESTART_FIRST_DELAY_SECONDS = 1.0
 # Long enough that a crash loop costs little, short enough that a fixed cause (Redis back) is noticed soon.
 WORKER_RESTART_MAX_DELAY_SECONDS = 30.0
 SUPERVISION_INTERVAL_SECONDS = 0.2
-# The worker's lower priority, so that on a shared CPU the engine does not starve the API.
-WORKER_NICENESS = 10
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -53,16 +52,19 @@ class WorkerSupervisor:
     (killed, out of memory) is started again, because an API without one accepts jobs nobody runs.
     """
 
-    def __init__(self, command: Callable[[], list[str]], environment: dict[str, str]) -> None:
+    def __init__(self, command: Callable[[], list[str]], environment: dict[str, str], *, niceness: int) -> None:
+        """``niceness``: how far below ours the worker's priority is (``RESTYLE_WORKER_NICENESS``), so that on a
+        shared CPU the engine does not starve the API."""
         # A command per start: each worker needs a node name of its own, or /readyz would count the
         # heartbeats of a new worker as those of the dead one it replaced.
         self.command, self.environment = command, environment
+        self._prepare = functools.partial(_prepare_worker_process, niceness)
         self.delay, self.restart_at = 0.0, 0.0
         self.process: subprocess.Popen[bytes] | None = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self.started = time.monotonic()
-        return subprocess.Popen(self.command(), env=self.environment, preexec_fn=_prepare_worker_process)
+        return subprocess.Popen(self.command(), env=self.environment, preexec_fn=self._prepare)
 
     def watch(self, server: uvicorn.Server) -> None:
         """Runs on its own thread until the API is told to stop, then stops the worker.
@@ -91,9 +93,9 @@ class WorkerSupervisor:
         self.restart_at = time.monotonic() + self.delay
 
 
-def _prepare_worker_process() -> None:
+def _prepare_worker_process(niceness: int) -> None:
     """Runs in the worker's process before Celery starts: lower its priority, and tie its life to ours."""
-    os.nice(WORKER_NICENESS)
+    os.nice(niceness)
     if sys.platform.startswith("linux"):
         # If `restyle up` dies without stopping it (SIGKILL, the OOM killer), the worker gets SIGTERM instead
         # of living on and taking jobs for an API that is gone.

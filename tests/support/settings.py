@@ -63,6 +63,9 @@ class SettingsFactory:
             "progress_interval": 0.0,
             "snapshot_every": 2,
             "heartbeat_seconds": 0.5,
+            # `restyle up`'s worker at the tests' own priority: beside other load at normal priority (another
+            # test run, a CPU hog) a niced worker is starved by design, and each `up` test would wait on it.
+            "worker_niceness": 0,
             "job_time_limit": 300,
             "webhook_secret": WEBHOOK_SECRET,
             "webhook_allow_hosts": ["127.0.0.1"],  # the loopback WebhookReceiver, on purpose

@@ -98,7 +98,7 @@ class Supervision:
         # Never run: it only carries the flag with which `restyle up` tells the supervisor to stop.
         self.server = uvicorn.Server(uvicorn.Config("api.main:create_app", factory=True, log_config=None))
         self.starts: list[list[str]] = []
-        self.supervisor = WorkerSupervisor(self._command, dict(os.environ))
+        self.supervisor = WorkerSupervisor(self._command, dict(os.environ), niceness=0)
         self.thread = threading.Thread(target=self.supervisor.watch, args=(self.server,), daemon=True)
         self.thread.start()
 
@@ -116,6 +116,24 @@ class Supervision:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(PATIENCE_SECONDS)
+
+
+def test_the_supervised_worker_runs_below_the_apis_priority_by_the_configured_niceness(tmp_path: Path) -> None:
+    reported = tmp_path / "niceness"
+    report = "import os, pathlib, sys; pathlib.Path(sys.argv[1]).write_text(str(os.nice(0)))"
+    server = uvicorn.Server(uvicorn.Config("api.main:create_app", factory=True, log_config=None))  # never run
+    supervisor = WorkerSupervisor(lambda: [sys.executable, "-c", report, str(reported)], dict(os.environ), niceness=5)
+    watcher = threading.Thread(target=supervisor.watch, args=(server,), daemon=True)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while not (reported.exists() and reported.read_text()):
+            assert time.monotonic() < deadline, "the supervised command never ran"
+            time.sleep(0.05)
+    finally:
+        server.should_exit = True
+        watcher.join(PATIENCE_SECONDS)
+    assert int(reported.read_text()) == min(os.nice(0) + 5, 19)
 
 
 @pytest.fixture
