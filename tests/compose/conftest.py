@@ -130,7 +130,11 @@ def submit(http: httpx.Client, fields: dict[str, Any]) -> str:
 
 
 def wait_for(http: httpx.Client, job_id: str, until: Callable[[Json], bool], seconds: float = JOB_SECONDS) -> Json:
-    """Poll the job until ``until(job)`` holds. Answers of 503 (Redis restarting) are waited out."""
+    """Poll the job until ``until(job)`` holds. Answers of 503 (Redis restarting) are waited out.
+
+    ``seconds`` run from the record's last change, not from the call: a queued job behind a long one, on a loaded
+    machine, is waited for while the queue moves, and a job that stands still fails as soon as on an idle one.
+    """
     deadline = time.monotonic() + seconds
     job: Any = None
     while time.monotonic() < deadline:
@@ -140,8 +144,10 @@ def wait_for(http: httpx.Client, job_id: str, until: Callable[[Json], bool], sec
             response = None
         if response is not None and response.status_code != 503:
             assert response.status_code == 200, response.text
-            job = response.json()
+            seen, job = job, response.json()
             if until(job):
                 return dict(job)
+            if job != seen:
+                deadline = time.monotonic() + seconds
         time.sleep(0.25)
-    pytest.fail(f"job {job_id} never reached the expected state; last seen: {job}")
+    pytest.fail(f"job {job_id} stood still for {seconds:g} s short of the expected state; last seen: {job}")
