@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from restyle.workers import WorkerRegistry, alive_window
 from tests.support.settings import MakeSettings
+from tests.support.waiting import eventually
 
 EVERY = 5.0  # the heartbeat period the workers of these tests announce
 
@@ -88,7 +87,4 @@ def test_the_weights_of_a_long_silent_worker_are_forgotten(
     registry = WorkerRegistry(redis_client, make_settings().key_prefix)
     registry.beat("w1@host", "imagenet", every=0.01)
     # Their time to live is a fraction of a second; Redis expires a key it is asked for once that has passed.
-    deadline = time.monotonic() + 10
-    while registry.weights(["w1@host"]) != {}:
-        assert time.monotonic() < deadline, "the weights outlived their time to live"
-        time.sleep(0.01)
+    eventually(lambda: registry.weights(["w1@host"]) == {}, "the weights outlived their time to live", seconds=10)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import signal
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,10 +16,10 @@ from PIL import Image
 
 from restyle.jobs import JobStore
 from restyle.settings import Settings
-from tests.support import PATIENCE_SECONDS
 from tests.support.api_server import ApiServer
 from tests.support.jobs import Json, finished, running_with_progress, submit, wait_for
 from tests.support.settings import MakeSettings
+from tests.support.waiting import eventually
 from tests.support.worker_process import WorkerProcess
 from worker.lifecycle import PASSES_PER_LEASE
 
@@ -77,10 +76,10 @@ def test_a_frozen_workers_late_result_and_progress_are_refused(
             frozen.process.send_signal(signal.SIGCONT)
         # The frozen run's last act is one of these lines: after it, it writes nothing more.
         run_over = ("the run that replaced this one owns the job", "outcome not recorded")
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while not any(line in frozen.log() for line in run_over):
-            assert time.monotonic() < deadline, f"the frozen run never ended:\n{frozen.log()}"
-            time.sleep(0.1)
+        eventually(
+            lambda: any(line in frozen.log() for line in run_over),
+            lambda: f"the frozen run never ended:\n{frozen.log()}",
+        )
         after = http.get(f"/v1/jobs/{job['id']}").json()
     assert store.stats().fenced_writes >= 1
     assert after == done

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import redis
 
 from tests.support import PATIENCE_SECONDS, REPO_ROOT
 from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 SCRIPT = REPO_ROOT / "scripts" / "redis.sh"
 
@@ -35,18 +35,15 @@ class ScriptedRedis:
     def wait_until_appended(self, fragment: bytes) -> None:
         """Until ``fragment`` is in the append-only file: with ``appendfsync everysec`` a reply may come before
         the write reaches the file, and only what is in the file outlives a SIGKILL."""
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while not any(fragment in path.read_bytes() for path in self.directory.rglob("*.aof")):
-            assert time.monotonic() < deadline, f"{fragment!r} never reached the append-only file"
-            time.sleep(0.05)
+        eventually(
+            lambda: any(fragment in path.read_bytes() for path in self.directory.rglob("*.aof")),
+            f"{fragment!r} never reached the append-only file",
+        )
 
     def crash(self) -> None:
         """SIGKILL: no shutdown, no last write of the append-only file."""
         os.kill(self._pid(), signal.SIGKILL)
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while self._answers():
-            assert time.monotonic() < deadline, "the killed redis-server still answers"
-            time.sleep(0.05)
+        eventually(lambda: not self._answers(), "the killed redis-server still answers")
 
     def stop(self) -> None:
         if self._answers():

@@ -26,6 +26,7 @@ from tests.support import PATIENCE_SECONDS, REPO_ROOT
 from tests.support.jobs import submit, wait_for
 from tests.support.ports import free_port
 from tests.support.settings import MakeSettings, settings_env
+from tests.support.waiting import eventually
 
 
 def test_api_listens_where_it_is_told() -> None:
@@ -126,10 +127,7 @@ def test_the_supervised_worker_runs_below_the_apis_priority_by_the_configured_ni
     watcher = threading.Thread(target=supervisor.watch, args=(server,), daemon=True)
     watcher.start()
     try:
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while not (reported.exists() and reported.read_text()):
-            assert time.monotonic() < deadline, "the supervised command never ran"
-            time.sleep(0.05)
+        eventually(lambda: reported.exists() and reported.read_text(), "the supervised command never ran")
     finally:
         server.should_exit = True
         watcher.join(PATIENCE_SECONDS)
