@@ -23,4 +23,8 @@ echo "test: ruff check, ruff format --check, mypy"
 # tests' time, while passive waiting costs an idle machine nothing measurable (bench/RESULTS.md). Worker
 # processes the tests start inherit it. A caller's own setting wins.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-exec .venv/bin/python -m pytest "$@"
+# One pytest process per CPU this run may use (nproc honours taskset), at most four; RESTYLE_TEST_PROCESSES
+# overrides (0: one process, no xdist). A test file stays in one process (--dist loadfile), so its module
+# fixtures start once. Every test isolates its own Redis keys, ports and folders, so the order is free.
+processes="${RESTYLE_TEST_PROCESSES:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
+exec .venv/bin/python -m pytest -n "$processes" --dist loadfile "$@"
