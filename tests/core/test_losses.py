@@ -108,5 +108,5 @@ def test_tv_loss_into_adds_the_weighted_gradient_autograd_finds() -> None:
     loss = tv_loss_into(image.detach(), 2.5, gradient)
     assert image.grad is not None
     # float32, and the same sums in another order: rounding of ~1e-7 per operation, a few of them per value.
-    assert float(loss) == pytest.approx(float(tv_loss(image)), rel=1e-6)
+    assert float(loss) == pytest.approx(float(tv_loss(image.detach())), rel=1e-6)
     assert torch.allclose(gradient - 1, image.grad, atol=1e-6)
