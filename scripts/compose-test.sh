@@ -49,7 +49,7 @@ ensure_docker() {
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
       || fail "no Docker engine, and no root with apt-get to install Debian's docker.io"
     say "installing Debian's docker.io"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; } \
+    bash scripts/apt-install.sh docker.io \
       || fail "apt-get could not install docker.io"
   fi
   docker info >/dev/null 2>&1 && return
@@ -95,7 +95,7 @@ standin_debian() {
   local tag=$STANDIN/debian:bookworm root
   if ! docker image inspect "$tag" >/dev/null 2>&1; then
     command -v debootstrap >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
+      || bash scripts/apt-install.sh debootstrap \
       || fail "cannot install debootstrap to build a stand-in base image"
     say "no registry: building $tag with debootstrap" >&2
     root=$(mktemp -d)

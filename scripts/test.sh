@@ -9,7 +9,7 @@ bash scripts/redis.sh
 # The page test drives Debian's Chromium; without it that one test skips and says so.
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "test: installing Debian's chromium for the browser test"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+  bash scripts/apt-install.sh chromium \
     || echo "test: could not install chromium; the browser test will be skipped"
 fi
 # Static checks first, over everything that is Python (tests included): a lint or type error fails the run
