@@ -15,7 +15,10 @@ from core.errors import (
     ImageTooLarge,
     ImageTooSmall,
     InvalidImage,
+    InvalidMask,
     InvalidRequest,
+    MaskAllBlack,
+    MaskCountMismatch,
     MemoryBudgetTooSmall,
     NotAnImage,
     RestyleError,
@@ -29,6 +32,7 @@ from core.params import LAYER_NAMES, MAX_STYLES, StyleParams
 if TYPE_CHECKING:
     from core.engine import Progress, Stylized, stylize
     from core.images import MEDIA_TYPES, decode_image, encode_image, fit_longest_side
+    from core.masks import StyleMask
     from core.vgg import FeatureNet, load_vgg
 
 _LAZY = {
@@ -37,6 +41,7 @@ _LAZY = {
     "encode_image": "core.images",
     "fit_longest_side": "core.images",
     "stylize": "core.engine",
+    "StyleMask": "core.masks",
     "Progress": "core.engine",
     "Stylized": "core.engine",
     "load_vgg": "core.vgg",
@@ -62,11 +67,15 @@ __all__ = [
     "ImageTooLarge",
     "ImageTooSmall",
     "InvalidImage",
+    "InvalidMask",
     "InvalidRequest",
+    "MaskAllBlack",
+    "MaskCountMismatch",
     "MemoryBudgetTooSmall",
     "NotAnImage",
     "Progress",
     "RestyleError",
+    "StyleMask",
     "StyleParams",
     "Stylized",
     "TruncatedImage",

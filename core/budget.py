@@ -8,6 +8,10 @@ sizes from 256×320 to 1280×1600 px, glibc keeping freed memory as ``core.memor
 bench/highres.py finds runs under a budget peaking above it. The budget covers everything the run adds to the
 process: what the process held before (libraries, the network's weights) is taken off first.
 
+Spatial control (``core.masks``) adds what the model names on its own: each region's mask on the photo's grid and
+its weights on every style layer's, kept for the stage, and one weighted copy of a style layer's features, which a
+guided Gram matrix makes for each region in turn (the widest style layer's, per pixel, bounds it).
+
 Policy when a stage does not fit whole with the full L-BFGS history of 50 pairs: the grid of tiles with the
 least work that still leaves ``MIN_HISTORY`` pairs, then as many pairs as the rest holds. Tiles cost time, not
 loss; fewer pairs cost a little loss (bench/highres.py --history measures how much), so time wins.
@@ -101,6 +105,18 @@ def _per_pixel(network: Network, layer: str) -> float:
     return network.channels(layer) / stride(layer) ** 2
 
 
+def mask_values_per_pixel(style_layers: Collection[str]) -> float:
+    """Values one mask holds per picture pixel: itself on the picture's grid and its weights on each style
+    layer's (``core.regions``)."""
+    return 1 + sum(1 / stride(layer) ** 2 for layer in style_layers)
+
+
+def guided_copy_per_pixel(network: Network, style_layers: Collection[str]) -> float:
+    """Values per pixel of the one weighted copy of a style layer's features that a guided Gram matrix holds at a
+    time, forward or backward: the widest style layer's."""
+    return max(_per_pixel(network, layer) for layer in style_layers)
+
+
 def plan_stage(
     network: Network,
     size: tuple[int, int],
@@ -109,19 +125,25 @@ def plan_stage(
     style_layers: Collection[str],
     optimizer: str,
     budget: int,
+    *,
+    regions: int = 0,
+    painting_masks: bool = False,
 ) -> StagePlan:
     """Fit one stage (picture ``size`` as (width, height)) into ``budget`` bytes, or raise
-    ``MemoryBudgetTooSmall`` naming what the smallest tiling would need."""
+    ``MemoryBudgetTooSmall`` naming what the smallest tiling would need. ``regions``: how many masked regions
+    the photo has (0 without spatial control); ``painting_masks``: whether any painting has a mask."""
     available = budget * PLANNED_SHARE
     width, height = size
     layers = set(content_layers) | set(style_layers)
     pixels = height * width
     activations = activations_per_pixel(network, layers)
-    with_grad = VALUES_PER_ACTIVATION_GRAD * activations * _FLOAT
+    guided_copy = guided_copy_per_pixel(network, style_layers) * _FLOAT
+    with_grad = VALUES_PER_ACTIVATION_GRAD * activations * _FLOAT + (guided_copy if regions else 0)
     without_grad = VALUES_PER_ACTIVATION_NO_GRAD * activations * _FLOAT
-    # The content target is kept whole, whatever the tiles.
+    # The content target is kept whole, whatever the tiles; so are the regions' masks.
     content_target = sum(_per_pixel(network, layer) for layer in content_layers) * _FLOAT
-    fixed = pixels * (PICTURE_BUFFERS * _RGB * _FLOAT + content_target)
+    masks = regions * mask_values_per_pixel(style_layers) * _FLOAT
+    fixed = pixels * (PICTURE_BUFFERS * _RGB * _FLOAT + content_target + masks)
     pair = 2 * _RGB * _FLOAT * pixels
 
     def state(history: int) -> int:
@@ -148,8 +170,14 @@ def plan_stage(
         history = max(MIN_HISTORY, min(FULL_HISTORY, math.floor(left / pair)))
     room_for_targets = available - fixed
     content_tiles = _tiles_for_targets(network, height, width, layers, room_for_targets, without_grad)
+    # A painting's mask is held whole while its crops run, each making one weighted copy at a time.
+    painting_mask = mask_values_per_pixel(style_layers) * _FLOAT if painting_masks else 0.0
+    painting_copy = guided_copy if painting_masks else 0.0
     style_tiles = tuple(
-        _tiles_for_targets(network, h, w, style_layers, room_for_targets, without_grad) for w, h in style_sizes
+        _tiles_for_targets(
+            network, h, w, style_layers, room_for_targets - w * h * painting_mask, without_grad + painting_copy
+        )
+        for w, h in style_sizes
     )
     return StagePlan(
         height,

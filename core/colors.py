@@ -9,19 +9,38 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
+# Added to each covariance's diagonal, so that a flat picture (or masked part) still has an invertible one.
+_COVARIANCE_FLOOR = 1e-5
 
-def match_color_statistics(style: Tensor, content: Tensor) -> Tensor:
+
+def match_color_statistics(
+    style: Tensor, content: Tensor, style_weights: Tensor | None = None, content_weights: Tensor | None = None
+) -> Tensor:
     """Affinely map the style pixels ([3, H, W], 0–1) so their mean and covariance equal the content's.
 
     Uses the symmetric square roots of the covariances (the paper's "image analogies" variant), which
-    recolours without rotating hues the way a Cholesky factor can.
+    recolours without rotating hues the way a Cholesky factor can. Weights ([H, W] of either picture, from
+    spatial-control masks) make each picture's statistics those of its masked part, so that a painting
+    drawn on the sky is recoloured to the sky's colours, not to the whole photo's.
     """
     s = style.reshape(3, -1).double()
     c = content.reshape(3, -1).double()
-    s_mean, c_mean = s.mean(1, keepdim=True), c.mean(1, keepdim=True)
-    transform = _sqrtm(_covariance(c)) @ torch.linalg.inv(_sqrtm(_covariance(s)))
+    s_mean, s_covariance = _statistics(s, style_weights)
+    c_mean, c_covariance = _statistics(c, content_weights)
+    transform = _sqrtm(c_covariance) @ torch.linalg.inv(_sqrtm(s_covariance))
     matched = transform @ (s - s_mean) + c_mean
     return matched.reshape(style.shape).clamp(0, 1).to(style.dtype)
+
+
+def _statistics(pixels: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Mean ([3, 1]) and covariance of [3, N] pixels, weighted per pixel when ``weights`` are given."""
+    if weights is None:
+        return pixels.mean(1, keepdim=True), _covariance(pixels)
+    share = weights.reshape(1, -1).double()
+    share = share / share.sum().clamp_min(torch.finfo(share.dtype).tiny)
+    mean = (pixels * share).sum(1, keepdim=True)
+    centred = pixels - mean
+    return mean, (centred * share) @ centred.T + _COVARIANCE_FLOOR * torch.eye(3, dtype=pixels.dtype)
 
 
 def luminance_only(image: Image.Image) -> Image.Image:
@@ -46,7 +65,7 @@ def with_chroma_of(luminance_source: Image.Image, chroma_source: Image.Image) ->
 
 def _covariance(pixels: Tensor) -> Tensor:
     centred = pixels - pixels.mean(1, keepdim=True)
-    return centred @ centred.T / pixels.shape[1] + 1e-5 * torch.eye(3, dtype=pixels.dtype)
+    return centred @ centred.T / pixels.shape[1] + _COVARIANCE_FLOOR * torch.eye(3, dtype=pixels.dtype)
 
 
 def _sqrtm(matrix: Tensor) -> Tensor:

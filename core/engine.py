@@ -11,6 +11,8 @@ Departures from the paper, and why:
   losses, so a blend is one coherent texture target.
 - A stage that would not fit the memory budget is evaluated in tiles (``core.tiling``): the same losses and
   gradient to float rounding, at the price of time.
+- Spatial control (Gatys et al., CVPR 2017) with masks carried to each layer on its pooling grid, not through the
+  receptive fields, and each region's error weighted by its share of the picture (``core.masks`` says why).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
-from core import colors, tiling
+from core import colors, regions, tiling
 from core.budget import StagePlan, default_budget, in_use, plan_stage
 from core.errors import Cancelled
 from core.graphs import Replayed
 from core.images import fit_longest_side, scaled_size
 from core.lbfgs import LBFGS
-from core.losses import content_loss, style_loss, tv_loss, tv_loss_into
+from core.losses import GuidedTargets, content_loss, guided_style_loss, style_loss, tv_loss, tv_loss_into
+from core.masks import StyleMask, check_masks
 from core.memory import reused_allocations
 from core.params import StyleParams
 from core.schedule import Stage, check_fits, plan_stages, style_side
@@ -92,6 +95,7 @@ def stylize(
     params: StyleParams,
     *,
     net: FeatureNet,
+    masks: Sequence[StyleMask | None] | None = None,
     on_progress: ProgressCallback | None = None,
     is_cancelled: CancelCheck | None = None,
     on_snapshot: SnapshotCallback | None = None,
@@ -100,15 +104,20 @@ def stylize(
 ) -> Stylized:
     """Repaint ``content`` in the blended style of ``styles``; raises ``Cancelled`` when asked to stop.
 
-    ``memory_budget`` (bytes, default ``core.budget.default_budget``) bounds what the run adds to the process;
-    ``MemoryBudgetTooSmall`` is raised before any work when not even the smallest tiles fit it.
+    ``masks``, one entry per style (``core.masks.StyleMask``, or None for a style that paints everywhere from all
+    of its painting), say where each style paints and what it draws from; where no mask covers the photo, it keeps
+    its content. Without masks the run is the one it always was. Masks that cannot steer their style raise
+    ``InvalidMask`` before any work. ``memory_budget`` (bytes, default ``core.budget.default_budget``) bounds what
+    the run adds to the process; ``MemoryBudgetTooSmall`` is raised before any work when not even the smallest
+    tiles fit it.
     """
     blend = params.blend_weights(len(styles))
+    style_masks = check_masks(masks, len(styles))
     net.network.check_layers({*params.content_layers, *params.style_layers})
     check_fits(params, ("content", content.size), [(f"style {i}", style.size) for i, style in enumerate(styles, 1)])
     stages = plan_stages(params)
     budget = memory_budget if memory_budget is not None else default_budget(net.device)
-    plans = _plan_stages_memory(net, params, content, styles, stages, budget - in_use(net.device))
+    plans = _plan_stages_memory(net, params, content, styles, stages, budget - in_use(net.device), style_masks)
     content_source, style_sources = content, list(styles)
     if params.preserve_colors == "luminance":
         content_source = colors.luminance_only(content)
@@ -123,7 +132,7 @@ def stylize(
         on_snapshot,
         snapshot_every,
     )
-    image = _optimise_stages(run, stages, plans, content_source, style_sources, blend)
+    image = _optimise_stages(run, stages, plans, content_source, style_sources, blend, style_masks)
     result = _to_image(image)
     if params.preserve_colors == "luminance":
         result = colors.with_chroma_of(result, fit_longest_side(content, params.size).resize(result.size))
@@ -137,15 +146,21 @@ def stylize(
 
 
 def objective_weights(
-    content: Image.Image, styles: Sequence[Image.Image], params: StyleParams, *, net: FeatureNet
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    params: StyleParams,
+    *,
+    net: FeatureNet,
+    masks: Sequence[StyleMask | None] | None = None,
 ) -> _Weights:
     """The factors ``stylize`` puts on the content, style and smoothing errors at the final size (whole, with
     ``params``' colour handling left out): for measurements that must minimise the engine's own objective."""
     blend = params.blend_weights(len(styles))
+    style_masks = check_masks(masks, len(styles))
     stage = Stage(params.size, 1)
-    (plan,) = _plan_stages_memory(net, params, content, styles, [stage], default_budget(net.device))
+    (plan,) = _plan_stages_memory(net, params, content, styles, [stage], default_budget(net.device), style_masks)
     photo = _to_tensor(fit_longest_side(content, params.size), net.device)
-    targets = _Targets.compute(net, params, photo, styles, blend, params.size, plan)
+    targets = _Targets.compute(net, params, photo, styles, blend, params.size, plan, style_masks)
     run = _Run(params, net, [1], [plan.work], None, None, None, 0)
     return run.balanced_weights(photo, targets, plan)
 
@@ -157,8 +172,16 @@ def _plan_stages_memory(
     styles: Sequence[Image.Image],
     stages: Sequence[Stage],
     available: int,
+    masks: Sequence[StyleMask | None],
 ) -> list[StagePlan]:
-    """Every stage's memory plan, made before any work so that a budget too small fails at once."""
+    """Every stage's memory plan, made before any work so that a budget too small fails at once.
+
+    With photo masks, every style is counted as a region of its own (styles sharing a mask share one, so this is
+    the most there can be), and so is the whole photo when some style has none.
+    """
+    photo_masks = [mask.photo for mask in masks if mask is not None and mask.photo is not None]
+    count = (len(photo_masks) + (len(photo_masks) < len(masks))) if photo_masks else 0
+    painting_masks = any(mask is not None and mask.painting is not None for mask in masks)
     return [
         plan_stage(
             net.network,
@@ -168,6 +191,8 @@ def _plan_stages_memory(
             params.style_layers,
             params.optimizer,
             available,
+            regions=count,
+            painting_masks=painting_masks,
         )
         for stage in stages
     ]
@@ -180,13 +205,14 @@ def _optimise_stages(
     content: Image.Image,
     styles: Sequence[Image.Image],
     blend: Sequence[float],
+    masks: Sequence[StyleMask | None],
 ) -> Tensor:
     """Run the schedule coarsest first, each stage starting from the previous one's result upsampled."""
     image: Tensor | None = None
     for stage, plan in zip(stages, plans, strict=True):
         with reused_allocations() if _reuses_allocations(plan) else nullcontext():
             photo = _to_tensor(fit_longest_side(content, stage.size), run.net.device)
-            targets = _Targets.compute(run.net, run.params, photo, styles, blend, stage.size, plan)
+            targets = _Targets.compute(run.net, run.params, photo, styles, blend, stage.size, plan, masks)
             if image is None:
                 image = _initial_image(run.params, photo)
             else:
@@ -200,10 +226,12 @@ def _optimise_stages(
 
 @dataclass
 class _Targets:
-    """What one stage optimises towards: content features and blended style Grams, computed once."""
+    """What one stage optimises towards, computed once: content features, and either the blended style Grams that
+    the whole photo takes (``grams``) or, with photo masks, each style layer's regions (``guided``)."""
 
     content: dict[str, Tensor]
     grams: dict[str, Tensor]
+    guided: dict[str, GuidedTargets] = field(default_factory=dict)
 
     @classmethod
     def compute(
@@ -215,17 +243,47 @@ class _Targets:
         blend: Sequence[float],
         size: int,
         plan: StagePlan,
+        masks: Sequence[StyleMask | None],
     ) -> _Targets:
         pooling = params.pooling
         content_features = tiling.whole_features(net, content, params.content_layers, pooling, plan.content_tiles)
+        photo_size = (content.shape[-1], content.shape[-2])
+        photo_masks = [
+            regions.grid_mask(mask.photo, photo_size, net.device)
+            if mask is not None and mask.photo is not None
+            else None
+            for mask in masks
+        ]
+        guided = any(mask is not None for mask in photo_masks)
         grams: dict[str, Tensor] = {}
-        for style, weight, tiles in zip(styles, blend, plan.style_tiles, strict=True):
+        style_grams: list[dict[str, Tensor]] = []
+        for style, weight, tiles, mask, photo_mask in zip(
+            styles, blend, plan.style_tiles, masks, photo_masks, strict=True
+        ):
             pixels = _to_tensor(fit_longest_side(style, style_side(params, size)), net.device)
+            painting_mask = None
+            if mask is not None and mask.painting is not None:
+                painting_mask = regions.grid_mask(mask.painting, (pixels.shape[-1], pixels.shape[-2]), net.device)
             if params.preserve_colors == "histogram":
-                pixels = colors.match_color_statistics(pixels[0].cpu(), content[0].cpu())[None].to(net.device)
-            for name, gram in tiling.whole_grams(net, pixels, params.style_layers, pooling, tiles).items():
+                pixels = colors.match_color_statistics(
+                    pixels[0].cpu(), content[0].cpu(), _on_cpu(painting_mask), _on_cpu(photo_mask)
+                )[None].to(net.device)
+            weights = None if painting_mask is None else regions.painting_weights(painting_mask, params.style_layers)
+            style_layer_grams = tiling.whole_grams(net, pixels, params.style_layers, pooling, tiles, weights)
+            if guided:
+                style_grams.append(style_layer_grams)
+                continue
+            for name, gram in style_layer_grams.items():
                 grams[name] = grams.get(name, 0) + weight * gram
-        return cls(content_features, grams)
+        if not guided:
+            return cls(content_features, grams)
+        height, width = content.shape[-2:]
+        painted = regions.group(photo_masks)
+        return cls(
+            content_features,
+            {},
+            regions.guided_targets(painted, style_grams, blend, params.style_layers, (height, width)),
+        )
 
 
 class _Run:
@@ -347,7 +405,7 @@ class _Run:
         content = sum(
             (w * content_loss(features[n], targets.content[n]) for n, w in self.content_weights.items()), zero
         )
-        style = sum((w * style_loss(features[n], targets.grams[n]) for n, w in self.style_weights.items()), zero)
+        style = sum((w * _style_error(features[n], n, targets) for n, w in self.style_weights.items()), zero)
         return content, style
 
     def _objective(self, image: Tensor, targets: _Targets, weights: _Weights) -> _Evaluation:
@@ -367,6 +425,7 @@ class _Run:
                 gram=targets.grams.get(name),
                 content_weight=weights.content * self.content_weights.get(name, 0.0),
                 style_weight=weights.style * self.style_weights.get(name, 0.0),
+                guided=targets.guided.get(name),
             )
             for name in self.layers
         }
@@ -427,6 +486,16 @@ class _Run:
             for count, work in zip(self.stage_iterations[index + 1 :], self.stage_work[index + 1 :], strict=True)
         )
         return per_iteration * (left + later)
+
+
+def _style_error(features: Tensor, layer: str, targets: _Targets) -> Tensor:
+    """One style layer's error: against the blend that the whole photo takes, or summed over the regions."""
+    guided = targets.guided.get(layer)
+    return style_loss(features, targets.grams[layer]) if guided is None else guided_style_loss(features, guided)
+
+
+def _on_cpu(mask: Tensor | None) -> Tensor | None:
+    return None if mask is None else mask.cpu()
 
 
 class _Weights(NamedTuple):

@@ -9,6 +9,9 @@ The hierarchy, drawn as a tree::
     │   ├── ImageTooLarge       more pixels than allowed (decompression bombs land here)
     │   └── ImageTooSmall       a side shorter than the network can see
     ├── InvalidRequest          parameters that are valid alone but not together (e.g. blend vs styles)
+    │   └── InvalidMask         a spatial-control mask that cannot steer its style
+    │       ├── MaskAllBlack        a mask with no pixel above black: its style would paint nothing
+    │       └── MaskCountMismatch   masks that do not pair one to one with the styles
     ├── DeviceUnavailable       the requested torch device is not a device, or is not present
     ├── MemoryBudgetTooSmall    not even the smallest tile of the picture fits the memory budget
     ├── WeightsError            the VGG weights cannot be loaded
@@ -68,6 +71,27 @@ class InvalidRequest(RestyleError):
     """Parameters that pass field validation but contradict the inputs (e.g. blend weights vs styles)."""
 
     code = "invalid_request"
+
+
+class InvalidMask(InvalidRequest):
+    """A mask given for spatial control (``core.masks``) cannot steer its style; the message names the style by
+    its 1-based number, as a request lists them."""
+
+    code = "invalid_mask"
+
+
+class MaskAllBlack(InvalidMask):
+    """A mask with no pixel above black: on the photo its style would paint nowhere, on the painting it would
+    draw its statistics from nowhere. Refused rather than silently ignored, since it is almost always a mask
+    given to the wrong style or saved inverted."""
+
+    code = "mask_all_black"
+
+
+class MaskCountMismatch(InvalidMask):
+    """More masks than styles, or a mask tied to a style that was not sent."""
+
+    code = "mask_count_mismatch"
 
 
 class DeviceUnavailable(RestyleError):

@@ -1,4 +1,5 @@
-"""Decoding untrusted images (bytes or files) into clean RGB pictures and encoding results, with Pillow alone.
+"""Decoding untrusted images (bytes or files) into clean RGB pictures and greyscale masks, and encoding results,
+with Pillow alone.
 
 This module deliberately does not import torch, so the API can validate uploads without loading the
 engine. Every way an upload can be unusable ends in a typed ``InvalidImage`` naming the problem.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from typing import IO, Literal, cast
 
 import numpy
@@ -22,6 +24,7 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp":
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 16
 _WHITE = (255, 255, 255)
+_BLACK = (0, 0, 0)
 # Pillow's format plugins parse hostile bytes with plain Python and raise whatever their parsers hit: OSError
 # and SyntaxError by convention, but also ValueError, NotImplementedError (unknown DDS pixel formats),
 # OverflowError (TIFF offsets), struct.error, IndexError, KeyError, ZeroDivisionError, TypeError.
@@ -48,6 +51,28 @@ def decode_image(
     so a decompression bomb costs nothing. ``name`` ("content", "style 2", a file name) is put into messages
     so the user knows which file failed.
     """
+    image = _opened(source, max_pixels=max_pixels, name=name)
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise ImageTooSmall(f"{name} is {width}×{height}; each side must be at least {MIN_SIDE} px")
+    return _decoded(image, name, lambda upright: _to_rgb(upright, name))
+
+
+def decode_mask(source: bytes | IO[bytes], *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "mask") -> Image.Image:
+    """Turn an untrusted mask into an upright 8-bit greyscale picture (mode ``L``) whose levels are weights, from
+    0 (none) to 255 (full), or raise the ``InvalidImage`` that explains why not.
+
+    Checked as ``decode_image`` checks a picture (format sniffed from the bytes, pixel count before decoding,
+    truncation), but a mask may be any size: the engine scales it to the picture it covers. Colour counts by
+    its luminance. A transparent pixel counts as black, no weight, where a picture's is white: a mask painted on
+    a transparent canvas then covers what was painted, not the whole canvas.
+    """
+    image = _opened(source, max_pixels=max_pixels, name=name)
+    return _decoded(image, name, lambda upright: _to_grey(upright, name))
+
+
+def _opened(source: bytes | IO[bytes], *, max_pixels: int, name: str) -> Image.Image:
+    """The image's header read and its pixel count checked; no pixel is decoded yet."""
     file = io.BytesIO(source) if isinstance(source, bytes) else source
     if _is_empty(file):
         raise NotAnImage(f"{name} is empty")
@@ -67,16 +92,19 @@ def decode_image(
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLarge(f"{name} is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
-    if min(width, height) < MIN_SIDE:
-        raise ImageTooSmall(f"{name} is {width}×{height}; each side must be at least {MIN_SIDE} px")
+    return image
 
+
+def _decoded(image: Image.Image, name: str, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """The opened image's pixels, upright, in the mode ``convert`` gives them; a file that ends early or that its
+    parser chokes on raises the ``InvalidImage`` that says so."""
     try:
         image.seek(0)  # animations: the first frame is the picture
         image.load()
         # In place, and no copy of a picture that is RGB already: Pillow keeps four bytes a pixel, so a picture
         # near the pixel limit takes over a hundred megabytes decoded, which decoding then holds once, not three times.
         ImageOps.exif_transpose(image, in_place=True)
-        return _to_rgb(image, name)
+        return convert(image)
     except (*_PARSER_ERRORS, EOFError) as error:
         if "truncated" in str(error).lower() or isinstance(error, EOFError):
             raise TruncatedImage(f"{name} is truncated: the file ends before the picture does") from error
@@ -93,8 +121,9 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _to_rgb(image: Image.Image, name: str) -> Image.Image:
-    """Normalise every Pillow mode to 8-bit RGB; transparency is composited onto white, as a viewer shows it."""
+def _to_rgb(image: Image.Image, name: str, background: tuple[int, int, int] = _WHITE) -> Image.Image:
+    """Normalise every Pillow mode to 8-bit RGB; transparency is composited onto ``background``, by default white,
+    as a viewer shows it."""
     if image.mode.startswith("I"):
         # Pillow's direct conversion clips deep integers at 255 (an all-white picture). 16-bit files are
         # 16-bit whatever their values; a 32-bit one is read at the smallest usual depth that holds its values.
@@ -112,10 +141,17 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, _WHITE)
+        canvas = Image.new("RGB", rgba.size, background)
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return canvas
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _to_grey(image: Image.Image, name: str) -> Image.Image:
+    """Normalise every Pillow mode to 8-bit greyscale, transparency composited onto black (no weight)."""
+    if image.mode == "L":
+        return image
+    return _to_rgb(image, name, background=_BLACK).convert("L")
 
 
 def _bits_holding(image: Image.Image) -> int:

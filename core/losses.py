@@ -7,10 +7,13 @@ Departures from the paper, and why:
   Layer activations differ by orders of magnitude (and arbitrarily so with random weights); relative errors
   put every layer on the same footing, so per-layer weights and the style/content trade-off stay meaningful
   whichever weights the network has.
+- Guided Gram matrices (spatial control, ``core.masks``) are weighted means over a region's positions, divided
+  by the weights' sum instead of H·W, for the same reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -49,6 +52,65 @@ class _Gram(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> Tensor:
         (rows,) = ctx.saved_tensors
         return torch.bmm(rows, (grad + grad.transpose(1, 2)).div_(rows.shape[1]))
+
+
+def guided_gram_matrix(features: Tensor, weights: Tensor) -> Tensor:
+    """One Gram matrix per region, each a weighted mean over positions: [1, C, H, W] and [R, H, W] -> [R, C, C].
+
+    G_r = Σ_p w_r(p) F_p F_pᵀ, where each region's weights (its mask squared, divided by their sum: ``core.regions``)
+    sum to one; weights of 1 / (H·W) everywhere give ``gram_matrix``. A single picture, as the engine runs.
+    """
+    batch, channels, height, width = features.shape
+    assert batch == 1, "guided Gram matrices are taken of one picture"
+    rows = features.permute(0, 2, 3, 1).reshape(height * width, channels)
+    gram: Tensor = _GuidedGram.apply(rows, weights.reshape(-1, height * width))
+    return gram
+
+
+class _GuidedGram(torch.autograd.Function):
+    """Rows, weights -> [RowsᵀW_rRows for each region r], with W_r = diag(weights_r), holding no weighted copy.
+
+    Autograd through ``rows * weights`` would keep one weighted copy of the layer per region for the backward
+    pass; here only the rows (a free view of the features) and the weights are kept, each region's weighted copy
+    lives for the one product that needs it, and the backward is one product per region: since G_r is symmetric
+    in Rows, dL/dRows = Σ_r W_r Rows (dG_r + dG_rᵀ).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, rows: Tensor, weights: Tensor) -> Tensor:
+        ctx.save_for_backward(rows, weights)
+        grams = rows.new_empty(weights.shape[0], rows.shape[1], rows.shape[1])
+        for region, region_weights in enumerate(weights):
+            torch.mm(rows.T, rows * region_weights[:, None], out=grams[region])
+        return grams
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        rows, weights = ctx.saved_tensors
+        symmetric = grad + grad.transpose(1, 2)
+        gradient = rows.mm(symmetric[0]).mul_(weights[0][:, None])
+        for region in range(1, weights.shape[0]):
+            gradient.addcmul_(rows.mm(symmetric[region]), weights[region][:, None])
+        return gradient, None
+
+
+@dataclass(frozen=True)
+class GuidedTargets:
+    """What a masked run compares one style layer with: per region, its weights on the layer's positions (mask
+    squared over its sum, [R, H, W]), its target Gram matrix ([R, C, C]) with that target's energy ([R]), and its
+    factor in the layer's style error ([R]: its styles' blend weight times its share of the positions)."""
+
+    weights: Tensor
+    grams: Tensor
+    energies: Tensor
+    factors: Tensor
+
+
+def guided_style_loss(features: Tensor, targets: GuidedTargets) -> Tensor:
+    """Σ_r factor_r · ‖G_r − T_r‖² / ‖T_r‖²: every region's relative Gram error, weighted by its factor."""
+    grams = guided_gram_matrix(features, targets.weights)
+    errors = (grams - targets.grams).pow(2).sum((1, 2)) / targets.energies
+    return (errors * targets.factors).sum()
 
 
 def relative_error(value: Tensor, target: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
     with Client("http://127.0.0.1:8000", api_key="…") as client:
         png = client.stylize("photo.jpg", ["starry-night.jpg"], style_weight=10, size=512)
+        png = client.stylize("photo.jpg", ["starry-night.jpg", "the-scream.jpg"], masks={1: "sky.png", 2: "land.png"})
 
 Every error the client raises on purpose, drawn as a tree::
 
@@ -23,6 +24,7 @@ Network failures surface as httpx's own ``httpx.TransportError`` subclasses.
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
 import os
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Literal, Protocol, Self, cast
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +42,16 @@ from core.params import StyleParams
 
 ImageInput = str | os.PathLike[str] | bytes | IO[bytes]
 """A path, the file's bytes, or an open binary file."""
+
+
+class Picture(Protocol):
+    """A picture in memory that saves itself to a file, such as a Pillow ``Image`` (the client needs no Pillow)."""
+
+    def save(self, fp: IO[bytes], format: str) -> object: ...
+
+
+MaskInput = ImageInput | Picture
+"""A mask: anything ``ImageInput`` takes, or a picture in memory (a Pillow ``Image``), sent as PNG."""
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
@@ -118,6 +130,8 @@ class Job(_Wire):
     webhook_url: str | None = None
     webhook_status: str | None = None
     webhook_error: str | None = None
+    masks: list[int] = []
+    source_masks: list[int] = []
     result_url: str | None = None
     preview_url: str | None = None
     preview_iteration: int | None = None
@@ -267,6 +281,29 @@ def _image_part(source: ImageInput, fallback_name: str) -> tuple[str, bytes, str
     return name, data, mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
+def _mask_part(source: MaskInput, fallback_name: str) -> tuple[str, bytes, str]:
+    """A multipart file tuple for a mask: as ``_image_part`` makes, or a picture in memory encoded as PNG."""
+    if isinstance(source, bytes | str | os.PathLike) or hasattr(source, "read"):
+        return _image_part(cast(ImageInput, source), fallback_name)
+    buffer = io.BytesIO()
+    source.save(buffer, format="PNG")
+    return f"{fallback_name}.png", buffer.getvalue(), "image/png"
+
+
+def _mask_parts(
+    masks: Mapping[int, MaskInput] | None, style_count: int, *, source: bool
+) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """The form's mask files for ``masks`` (style number from 1 → mask), named as the API's fields are; a key that
+    is not the number of a style given fails here, before anything is sent."""
+    field, masks = ("source_mask" if source else "mask"), masks or {}
+    for number in masks:
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= style_count:
+            raise ValueError(
+                f"{field}s: {number!r} is not a style's number; give 1 to {style_count} for the styles sent"
+            )
+    return [(f"{field}_{number}", _mask_part(masks[number], f"{field}-{number}")) for number in sorted(masks)]
+
+
 def _as_sequence(styles: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     """One style or several: a lone path, bytes or file counts as one."""
     if isinstance(styles, Sequence) and not isinstance(styles, str | bytes):
@@ -344,16 +381,26 @@ class Client:
         content: ImageInput,
         styles: ImageInput | Sequence[ImageInput],
         *,
+        masks: Mapping[int, MaskInput] | None = None,
+        source_masks: Mapping[int, MaskInput] | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
         **params: Any,
     ) -> Job:
         """Queue a job: one photo, one to four paintings, and any engine parameters (see ``StyleParams``).
 
-        ``idempotency_key`` makes retries safe: the same key returns the same job instead of a second one.
+        ``masks`` maps a style's number (from 1, in the order of ``styles``) to a mask over the photo: where that
+        style paints, grey levels being weights (black and transparent none, white full), any size.
+        ``source_masks`` likewise maps it to a mask over its painting: the part to draw the style from. A mask is
+        a path, bytes, an open binary file or a Pillow image; a key that is not the number of a style given raises
+        ``ValueError`` before anything is sent. ``idempotency_key`` makes retries safe: the same key returns the
+        same job instead of a second one.
         """
+        style_list = _as_sequence(styles)
         files = [("content", _image_part(content, "content"))]
-        files += [("style", _image_part(style, f"style-{n}")) for n, style in enumerate(_as_sequence(styles), 1)]
+        files += [("style", _image_part(style, f"style-{n}")) for n, style in enumerate(style_list, 1)]
+        files += _mask_parts(masks, len(style_list), source=False)
+        files += _mask_parts(source_masks, len(style_list), source=True)
         data = _form_fields(params)
         if webhook_url:
             data["webhook_url"] = webhook_url
@@ -411,15 +458,19 @@ class Client:
         styles: ImageInput | Sequence[ImageInput],
         on_progress: Callable[[Job], object] | None = None,
         *,
+        masks: Mapping[int, MaskInput] | None = None,
+        source_masks: Mapping[int, MaskInput] | None = None,
         timeout: float | None = None,
         **params: Any,
     ) -> bytes:
-        """Submit, wait and download in one call: the result image's bytes.
+        """Submit, wait and download in one call: the result image's bytes; ``masks`` and ``source_masks`` as
+        ``submit`` takes them.
 
         Raises ``JobFailed`` or ``JobCanceled`` when there is no result, ``WaitTimeout`` after ``timeout``
         seconds (the job keeps running; its id is on the exception's ``job``).
         """
-        job = self.wait(self.submit(content, styles, **params).id, on_progress=on_progress, timeout=timeout)
+        submitted = self.submit(content, styles, masks=masks, source_masks=source_masks, **params)
+        job = self.wait(submitted.id, on_progress=on_progress, timeout=timeout)
         if job.status == "canceled":
             raise JobCanceled(job)
         return self.result(job.id)
@@ -488,8 +539,10 @@ __all__ = [
     "JobLinks",
     "JobProgress",
     "JobStatus",
+    "MaskInput",
     "NotFound",
     "PayloadTooLarge",
+    "Picture",
     "RestyleAPIError",
     "RestyleClientError",
     "ServiceUnavailable",

@@ -26,9 +26,10 @@ from PIL import Image
 
 from core.engine import Progress, Stylized, stylize
 from core.errors import Cancelled, RestyleError
-from core.images import decode_image, encode_image, fit_longest_side
+from core.images import decode_image, decode_mask, encode_image, fit_longest_side
+from core.masks import StyleMask
 from restyle.broker import STYLIZE_TASK, enqueue
-from restyle.jobs import InvalidTransition, JobNotFound, Run, input_keys
+from restyle.jobs import InvalidTransition, JobNotFound, JobRecord, Run, input_keys, mask_key, mask_name
 from restyle.storage import ObjectNotFound, StorageUnavailable
 from worker.app import app
 from worker.keeper import LeaseKeeper
@@ -124,12 +125,14 @@ def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> 
         decode_image(state.storage.get(key), max_pixels=settings.max_image_pixels, name=f"style {index}")
         for index, key in enumerate(style_keys, start=1)
     ]
+    masks = _load_masks(state, record)
     net = state.network()
     result = stylize(
         content,
         styles,
         record.params,
         net=net,
+        masks=masks,
         on_progress=callbacks.progress,
         is_cancelled=callbacks.should_stop,
         on_snapshot=callbacks.snapshot if settings.snapshot_every else None,
@@ -138,6 +141,23 @@ def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> 
     )
     state.storage.put(run.result_key, encode_image(result.image, record.params.output_format))
     return result
+
+
+def _load_masks(state: Runtime, record: JobRecord) -> list[StyleMask | None] | None:
+    """The job's masks, one entry per style (None for a style without any), or None for a job without masks."""
+    if not record.masks and not record.source_masks:
+        return None
+
+    def load(number: int, source: bool) -> Image.Image:
+        data = state.storage.get(mask_key(record.id, number, source=source))
+        return decode_mask(data, max_pixels=state.settings.max_image_pixels, name=mask_name(number, source=source))
+
+    masks: list[StyleMask | None] = []
+    for number in range(1, record.style_count + 1):
+        photo = load(number, source=False) if number in record.masks else None
+        painting = load(number, source=True) if number in record.source_masks else None
+        masks.append(None if photo is None and painting is None else StyleMask(photo=photo, painting=painting))
+    return masks
 
 
 def _send_message(state: Runtime, job_id: str) -> None:

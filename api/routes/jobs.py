@@ -23,7 +23,7 @@ from core.images import MEDIA_TYPES
 from core.networks import network_of_weights
 from core.params import StyleParams
 from restyle.broker import enqueue
-from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, job_folder, new_job_id
+from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, job_folder, mask_key, new_job_id
 from restyle.storage import ObjectNotFound, Storage, StorageUnavailable
 from restyle.workers import alive_window
 
@@ -113,7 +113,9 @@ async def create_job(
     ] = None,
 ) -> JobPublic:
     """Upload a photo (`content`) and one to four paintings (`style`, repeated) with any engine parameters
-    as form fields; the job is queued and answered with `202` and its `Location`.
+    as form fields; the job is queued and answered with `202` and its `Location`. Optionally, per style N (from 1):
+    `mask_N`, where on the photo that painting's style goes, and `source_mask_N`, the part of the painting to draw
+    it from (grey levels are weights; any size, scaled to the picture).
 
     ```
     curl -H "Authorization: Bearer $KEY" -F content=@photo.jpg -F style=@painting.jpg \\
@@ -156,6 +158,8 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         owner=owner,
         params=submission.params,
         style_count=len(submission.styles),
+        masks=sorted(submission.masks),
+        source_masks=sorted(submission.source_masks),
         progress=JobProgress(total=submission.params.iterations),
         created_at=datetime.now(UTC),
         webhook_url=submission.webhook_url,
@@ -200,10 +204,13 @@ def _check_layers_served(services: Services, params: StyleParams) -> None:
 
 
 def _store_inputs(storage: Storage, submission: Submission, job_id: str) -> None:
-    """Stream each upload from its spooled file into the store."""
+    """Stream each upload, masks included, from its spooled file into the store."""
     content_key, style_keys = input_keys(job_id, len(submission.styles))
     for key, file in zip([content_key, *style_keys], [submission.content, *submission.styles], strict=True):
         storage.put_file(key, rewound(file))
+    for source, masks in ((False, submission.masks), (True, submission.source_masks)):
+        for number, file in masks.items():
+            storage.put_file(mask_key(job_id, number, source=source), rewound(file))
 
 
 def _withdraw(services: Services, record: JobRecord, idempotency_key: str | None) -> None:

@@ -2,6 +2,7 @@
 // The engine's parameters (names, defaults, ranges, help) come from the API's OpenAPI document, which
 // the service derives from its one parameter model, so this page never restates them.
 
+import { createRegions } from "./regions.js";
 import { ApiError, FINAL_STATUSES, createClient } from "./restyle.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +15,7 @@ const SIZE_PRESETS = [256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
 const PREVIEW_REFRESH_MS = 1500;
 
 const api = createClient({ apiKey: () => localStorage.getItem(KEY_STORAGE) });
+const regions = createRegions({ onProblem: showProblem });
 
 const state = {
   content: null, // {file, url}
@@ -172,6 +174,7 @@ function renderPicked() {
       }),
     ),
   );
+  regions.setPaintings(state.styles);
   $("content-drop").classList.toggle("filled", Boolean(state.content));
   $("style-drop").classList.toggle("filled", state.styles.length >= MAX_PAINTINGS);
 }
@@ -179,6 +182,7 @@ function renderPicked() {
 function pickContent(file) {
   if (state.content) URL.revokeObjectURL(state.content.url);
   state.content = file ? { file, url: URL.createObjectURL(file) } : null;
+  regions.setPhoto(state.content);
   renderPicked();
 }
 
@@ -495,6 +499,7 @@ async function submit(event) {
   button.textContent = "Starting…";
   let job;
   try {
+    for (const [name, blob, filename] of await regions.maskFields()) form.append(name, blob, filename);
     job = await api.submit(form);
   } catch (error) {
     button.disabled = false;
@@ -503,7 +508,11 @@ async function submit(event) {
   } finally {
     button.textContent = "Restyle";
   }
-  const [content, ...styles] = await Promise.all([state.content, ...state.styles].map(({ file }) => thumbnail(file, 240)));
+  // The photo is remembered with its regions over it, so the inputs beside the result show where each went.
+  const photo = (await regions.picture()) ?? state.content.file;
+  const [content, ...styles] = await Promise.all(
+    [photo, ...state.styles.map(({ file }) => file)].map((blob) => thumbnail(blob, 240)),
+  );
   state.shown = { content, styles };
   rememberJob(job, { content, styles });
   track(job);

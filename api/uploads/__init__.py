@@ -7,9 +7,9 @@ stored from there, so a request costs memory for its decoded pictures but never 
 
 A submission goes through the first four modules in this order; the fifth documents what they accept:
 - ``limits``: ``UploadLimit``, the middleware that bounds the body and refuses one cut short;
-- ``parsing``: ``read_form`` splits the multipart form into files and fields (``RawSubmission``);
+- ``parsing``: ``read_form`` splits the multipart form into files (masks by style) and fields (``RawSubmission``);
 - ``spooling``: a spooled upload read from its start, and hashed in chunks (the request's fingerprint);
-- ``validation``: ``validate`` checks the parameters, decodes the pictures and checks the webhook URL;
+- ``validation``: ``validate`` checks the parameters, decodes the pictures and masks and checks the webhook URL;
 - ``openapi``: the form as the OpenAPI document describes it, fitted to this server's settings.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.uploads.parsing import CONTENT_FIELD, SIZE_FIELD, STYLE_FIELD, WEBHOOK_FIELD
+from api.uploads.parsing import CONTENT_FIELD, MASK_FIELDS, SIZE_FIELD, STYLE_FIELD, WEBHOOK_FIELD
 from api.uploads.validation import default_size
 from core.params import MAX_STYLES, StyleParams
 
@@ -27,6 +27,8 @@ def form_schema() -> dict[str, Any]:
             "description": f"One to {MAX_STYLES} paintings; repeat the field for several.",
         },
     }
+    for name, (number, source) in MASK_FIELDS.items():
+        properties[name] = {"type": "string", "format": "binary", "description": _mask_description(number, source)}
     for name, schema in StyleParams.model_json_schema()["properties"].items():
         info = StyleParams.model_fields[name]
         default = info.get_default(call_default_factory=True)
@@ -60,7 +62,9 @@ def form_schema() -> dict[str, Any]:
                         "properties": properties,
                         "additionalProperties": False,
                     },
-                    "encoding": {CONTENT_FIELD: {"contentType": "image/*"}, STYLE_FIELD: {"contentType": "image/*"}},
+                    "encoding": {
+                        name: {"contentType": "image/*"} for name in [CONTENT_FIELD, STYLE_FIELD, *MASK_FIELDS]
+                    },
                 }
             },
         }
@@ -90,6 +94,17 @@ def refuse_webhooks(openapi: dict[str, Any]) -> None:
     }
     refused = operation["responses"]["422"]
     refused["description"] += f" Webhooks are off on this server, so any `{WEBHOOK_FIELD}` is refused too."
+
+
+def _mask_description(number: int, source: bool) -> str:
+    """What the mask field of style ``number`` means, over the photo or (``source``) over the painting."""
+    what = f"the part of painting {number} that its style is drawn from" if source else f"where style {number} paints"
+    over = "painting" if source else "photo"
+    return (
+        f"A mask over the {over}: {what}. Grey levels are weights (black and transparent none, white full); any size, "
+        f"scaled to the {over}. Only with at least {number} `style` file{'s' if number > 1 else ''}; an all-black mask "
+        "is refused."
+    )
 
 
 def _is_scalar(schema: dict[str, Any]) -> bool:

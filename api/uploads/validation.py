@@ -1,16 +1,21 @@
-"""A parsed submission validated: its parameters, its pictures and its webhook URL (``Submission``)."""
+"""A parsed submission validated: its parameters, its pictures, its masks and its webhook URL (``Submission``)."""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
+
+from starlette.datastructures import UploadFile
 
 from api.problems import InvalidField
 from api.uploads.parsing import SIZE_FIELD, WEBHOOK_FIELD, RawSubmission
-from core.images import decode_image
+from core.errors import InvalidMask
+from core.images import decode_image, decode_mask
+from core.masks import StyleMask, check_masks
 from core.params import StyleParams
 from core.schedule import check_fits
+from restyle.jobs import mask_name
 from restyle.webhook_targets import UnresolvedWebhookHost, WebhookPolicy
 
 
@@ -22,6 +27,9 @@ class Submission:
     content: BinaryIO
     styles: list[BinaryIO]
     webhook_url: str | None
+    # Style number (from 1) → its mask over the photo, and over its painting, each decoded and checked.
+    masks: dict[int, BinaryIO] = field(default_factory=dict)
+    source_masks: dict[int, BinaryIO] = field(default_factory=dict)
 
 
 def validate(raw: RawSubmission, *, max_pixels: int, max_size: int, webhooks: WebhookPolicy | None) -> Submission:
@@ -49,7 +57,31 @@ def validate(raw: RawSubmission, *, max_pixels: int, max_size: int, webhooks: We
         for upload, name in zip(raw.styles, style_names, strict=True)
     ]
     check_fits(params, (content_name, content_size), list(zip(style_names, style_sizes, strict=True)))
-    return Submission(params, raw.content.file, [upload.file for upload in raw.styles], webhook_url)
+    for source, masks in ((False, raw.masks), (True, raw.source_masks)):
+        for number, upload in sorted(masks.items()):
+            _check_mask(upload, number, len(raw.styles), source=source, max_pixels=max_pixels)
+    return Submission(
+        params,
+        raw.content.file,
+        [upload.file for upload in raw.styles],
+        webhook_url,
+        masks={number: upload.file for number, upload in raw.masks.items()},
+        source_masks={number: upload.file for number, upload in raw.source_masks.items()},
+    )
+
+
+def _check_mask(upload: UploadFile, style_number: int, style_count: int, *, source: bool, max_pixels: int) -> None:
+    """Refuse, before the job is queued, a mask the worker would fail on: one that is not a picture, or that the
+    engine refuses (``core.masks.check_masks``: all black), with the engine's code and message after the field and
+    file it came in. Any size is taken: the engine scales a mask to the picture it covers. One mask is decoded at
+    a time, as the pictures are."""
+    name = f"{mask_name(style_number, source=source)} ({upload.filename or 'unnamed'})"
+    mask = decode_mask(upload.file, max_pixels=max_pixels, name=name)
+    alone = StyleMask(painting=mask) if source else StyleMask(photo=mask)
+    try:
+        check_masks([alone if number == style_number else None for number in range(1, style_count + 1)], style_count)
+    except InvalidMask as error:
+        raise type(error)(f"{name}: {error.message}") from error
 
 
 def default_size(max_size: int) -> int:

@@ -15,22 +15,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.losses import energy
+from core.losses import GuidedTargets, energy
 from core.networks import stride
 from core.tiling.geometry import Tile, TilePlan
-from core.tiling.sums import bands, gram_sum, rows
+from core.tiling.sums import bands, gram_sum, rows, weighted_gram_sums
 from core.vgg import FeatureNet
 
 
 @dataclass(frozen=True)
 class LayerTargets:
     """What the picture is compared with at one layer, and the weight of each comparison in the total loss
-    (the group's weight times the layer's share of it)."""
+    (the group's weight times the layer's share of it). ``guided``: the regions of a masked run (``core.masks``),
+    whose errors count with ``style_weight`` as ``gram``'s does."""
 
     content: Tensor | None
     gram: Tensor | None
     content_weight: float
     style_weight: float
+    guided: GuidedTargets | None = None
 
 
 TileCheck = Callable[[], None]
@@ -44,8 +46,10 @@ class _Layer:
         step = stride(name)
         self.positions = (height // step) * (width // step)
         self.gram_sum: Tensor | None = None
+        self.guided_sums: Tensor | None = None
         self.squared_error: Tensor | None = None
         self.style_factor: Tensor | None = None
+        self.guided_factors: Tensor | None = None
         self.content_factor = 0.0
 
     def owned(self, tile: Tile, features: Tensor) -> Tensor:
@@ -55,10 +59,19 @@ class _Layer:
         assert self.target.content is not None
         return tile.owned_of_whole(self.target.content, self.name, self.height, self.width)
 
+    def guided_weights(self, tile: Tile) -> Tensor:
+        """The owned block's part of each region's weights: [R, h, w]. A position's weight depends on its own
+        block of the mask alone (``core.regions.layer_mask``), so slicing the whole layer's weights is exact."""
+        assert self.target.guided is not None
+        return tile.owned_of_whole(self.target.guided.weights, self.name, self.height, self.width)
+
     def accumulate(self, tile: Tile, owned: Tensor) -> None:
         if self.target.gram is not None:
             product = gram_sum(owned)
             self.gram_sum = product if self.gram_sum is None else self.gram_sum.add_(product)
+        if self.target.guided is not None:
+            sums = weighted_gram_sums(owned, self.guided_weights(tile))
+            self.guided_sums = sums if self.guided_sums is None else self.guided_sums.add_(sums)
         if self.target.content is not None:
             error = (owned - self.content_target(tile)).pow(2).sum()
             self.squared_error = error if self.squared_error is None else self.squared_error.add_(error)
@@ -76,6 +89,15 @@ class _Layer:
             difference = self.gram_sum.div(self.positions) - self.target.gram[0]
             style_error = difference.pow(2).sum() / target_energy
             self.style_factor = difference.mul_(4 * self.target.style_weight / self.positions) / target_energy
+        guided = self.target.guided
+        if guided is not None and self.guided_sums is not None:
+            # Guided: G_r = Σ w_r(p)·F_pF_pᵀ with weights summing to one, and the error Σ_r f_r·‖G_r − T_r‖² / ‖T_r‖²,
+            # so dE/dRows = Σ_r 4·f_r·W_r·Rows·(G_r − T_r) / ‖T_r‖², each region's factor fixed here.
+            difference = self.guided_sums - guided.grams
+            guided_error = (difference.pow(2).sum((1, 2)) / guided.energies * guided.factors).sum()
+            style_error = guided_error if style_error is None else style_error + guided_error
+            scale = 4 * self.target.style_weight * guided.factors / guided.energies
+            self.guided_factors = difference.mul_(scale[:, None, None])
         if self.target.content is not None and self.squared_error is not None:
             target_energy = energy(self.target.content)
             content_error = self.squared_error / target_energy
@@ -91,11 +113,28 @@ class _Layer:
             for band in bands(height, width):
                 by_position[:, band] = rows(owned[..., band, :]).mm(self.style_factor).view(batch, -1, width, channels)
             gradient = by_position.permute(0, 3, 1, 2)
+        if self.guided_factors is not None:
+            guided = self._guided_upstream(tile, owned, self.guided_factors)
+            gradient = guided if gradient is None else gradient.add_(guided)
         if self.target.content is not None:
             content = (owned - self.content_target(tile)).mul_(self.content_factor)
             gradient = content if gradient is None else gradient.add_(content)
         assert gradient is not None
         return gradient
+
+    def _guided_upstream(self, tile: Tile, owned: Tensor, factors: Tensor) -> Tensor:
+        """Σ_r W_r·Rows·factor_r over the owned block, one region's product at a time."""
+        batch, channels, height, width = owned.shape
+        weights = self.guided_weights(tile)
+        by_position = owned.new_empty(batch, height, width, channels)
+        for band in bands(height, width):
+            band_rows = rows(owned[..., band, :])
+            band_weights = weights[:, band, :].reshape(len(factors), -1)
+            gradient = band_rows.mm(factors[0]).mul_(band_weights[0][:, None])
+            for region in range(1, len(factors)):
+                gradient.addcmul_(band_rows.mm(factors[region]), band_weights[region][:, None])
+            by_position[:, band] = gradient.view(batch, -1, width, channels)
+        return by_position.permute(0, 3, 1, 2)
 
 
 class _Upstream(torch.autograd.Function):

@@ -24,6 +24,20 @@ def gram_sum(owned: Tensor) -> Tensor:
     return total
 
 
+def weighted_gram_sums(owned: Tensor, weights: Tensor) -> Tensor:
+    """Σ w_r(p)·F_pF_pᵀ over the owned positions for each region r of ``weights`` ([R, h, w], the owned block's
+    part of each region's weights): [R, C, C], a band of rows at a time."""
+    channels, height, width = owned.shape[1:]
+    regions = weights.shape[0]
+    total = owned.new_zeros(regions, channels, channels)
+    for band in bands(height, width):
+        band_rows = rows(owned[..., band, :])
+        band_weights = weights[:, band, :].reshape(regions, -1)
+        for region in range(regions):
+            total[region].addmm_(band_rows.T, band_rows * band_weights[region][:, None])
+    return total
+
+
 def rows(owned: Tensor) -> Tensor:
     """Owned positions as rows of a [positions, channels] matrix (a copy: an owned block is not contiguous)."""
     return owned.permute(0, 2, 3, 1).reshape(-1, owned.shape[1])

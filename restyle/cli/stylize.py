@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from core.errors import RestyleError
-from core.images import OutputFormat, decode_image, encode_image
+from core.images import OutputFormat, decode_image, decode_mask, encode_image
 from core.params import StyleParams
 from core.schedule import check_fits, plan_stages
 from restyle.cli.arguments import byte_count, fail, int_in_range
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from core.engine import Progress, Stylized
+    from core.masks import StyleMask
     from core.vgg import FeatureNet
 
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
@@ -71,6 +72,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "engine's choice for this machine)",
     )
     parser.add_argument(
+        "--mask",
+        dest="masks",
+        action="append",
+        default=[],
+        metavar="STYLE=MASK",
+        help="where on the photo style STYLE paints: MASK is a picture whose grey levels are weights (black and "
+        "transparent none, white full), of any size (scaled to the photo); STYLE is the style's number from 1 or its "
+        "file as given. Repeat for other styles; an all-black mask is refused",
+    )
+    parser.add_argument(
+        "--source-mask",
+        dest="source_masks",
+        action="append",
+        default=[],
+        metavar="STYLE=MASK",
+        help="the part of style STYLE's painting to draw its style from, a mask over that painting like --mask's",
+    )
+    parser.add_argument(
         "--save-every",
         type=int_in_range(0),
         default=0,
@@ -108,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         content = _read_image(args.content, "content")
         styles = [_read_image(path, f"style {i}") for i, path in enumerate(args.styles, start=1)]
         params.blend_weights(len(styles))
+        masks = _read_masks(args.masks, args.source_masks, args.styles)
         check_fits(
             params,
             (f"content ({args.content})", content.size),
@@ -127,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         net = load_vgg(args.weights or settings.weights, args.device or settings.device)
         budget = settings.memory_budget if args.memory_budget is None else args.memory_budget
-        result = _stylize_with_progress(content, styles, params, net, args.output, args.save_every, budget)
+        result = _stylize_with_progress(content, styles, masks, params, net, args.output, args.save_every, budget)
         _write(args.output, result.image, params.output_format)
     except (RestyleError, _Unusable) as error:
         return fail(str(error))
@@ -138,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
 def _stylize_with_progress(
     content: Image.Image,
     styles: Sequence[Image.Image],
+    masks: Sequence[StyleMask | None],
     params: StyleParams,
     net: FeatureNet,
     output: Path,
@@ -167,6 +188,7 @@ def _stylize_with_progress(
             styles,
             params,
             net=net,
+            masks=masks,
             on_progress=show,
             on_snapshot=save_snapshot if save_every else None,
             snapshot_every=save_every,
@@ -244,6 +266,56 @@ def _report(output: Path, result: Stylized) -> None:
 
 def _read_image(path: Path, name: str) -> Image.Image:
     return decode_image(path.read_bytes(), name=f"{name} ({path})")
+
+
+def _read_masks(masks: Sequence[str], source_masks: Sequence[str], styles: Sequence[Path]) -> list[StyleMask | None]:
+    """The --mask and --source-mask pictures as the engine takes them, one entry per style (None for a style with
+    neither); each read now, and refused now as the engine would refuse it, so a wrong one never costs a run."""
+    from core.masks import StyleMask, check_masks
+
+    found: dict[tuple[int, bool], Image.Image] = {}
+    for source, given in ((False, masks), (True, source_masks)):
+        flag = "--source-mask" if source else "--mask"
+        for text in given:
+            number, path = _mask_argument(flag, text, styles)
+            if (number, source) in found:
+                raise _Unusable(f"{flag} {text}: style {number} has a {flag} already; give one per style")
+            found[number, source] = decode_mask(path.read_bytes(), name=f"{flag} {text}")
+    return check_masks(
+        [
+            StyleMask(photo=found.get((number, False)), painting=found.get((number, True)))
+            for number in range(1, len(styles) + 1)
+        ],
+        len(styles),
+    )
+
+
+def _mask_argument(flag: str, text: str, styles: Sequence[Path]) -> tuple[int, Path]:
+    """The style number (from 1) and the mask file that ``STYLE=MASK`` names. STYLE is a number or a style file as
+    given, which may itself hold "=": the first split whose left side names a style wins."""
+    splits = [index for index, character in enumerate(text) if character == "="]
+    if not splits:
+        raise _Unusable(f"{flag} {text}: give STYLE=MASK, STYLE being the style's number or its file")
+    for index in splits:
+        number = _style_number(flag, text, text[:index], styles)
+        if number is not None:
+            return number, Path(text[index + 1 :])
+    style = text[: splits[0]]
+    raise _Unusable(
+        f"{flag} {text}: there is no style {style!r}; give its number (1 to {len(styles)}) or its file as given"
+    )
+
+
+def _style_number(flag: str, text: str, style: str, styles: Sequence[Path]) -> int | None:
+    """The number of the style that ``style`` names, by number or by file; None when it names none."""
+    if style.isdigit():
+        number = int(style)
+        return number if 1 <= number <= len(styles) else None
+    numbers = [number for number, path in enumerate(styles, 1) if style and Path(style) == path]
+    if len(numbers) > 1:
+        listed = " and ".join(map(str, numbers))
+        raise _Unusable(f"{flag} {text}: {style} is styles {listed}; name the style by its number instead")
+    return numbers[0] if numbers else None
 
 
 def _flag_problems(error: ValidationError) -> str:

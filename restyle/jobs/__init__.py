@@ -45,6 +45,8 @@ from restyle.jobs.records import (
     WebhookStatus,
     input_keys,
     job_folder,
+    mask_key,
+    mask_name,
     new_job_id,
 )
 from restyle.jobs.retention import purge_expired
@@ -78,6 +80,8 @@ __all__ = [
     "WebhookStatus",
     "input_keys",
     "job_folder",
+    "mask_key",
+    "mask_name",
     "new_job_id",
     "purge_expired",
 ]

@@ -1,4 +1,8 @@
-"""What is stored about a job, and how clients see it: records, runs, public views, ids and file keys."""
+"""What is stored about a job, and how clients see it: records, runs, public views, ids and file keys.
+
+Every file of a job lives under its ``job_folder``: the photo, the paintings and their masks as uploaded, each
+run's result and preview. Retention and a withdrawn submission remove that folder whole.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +25,8 @@ FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 RunOutcome = Literal["running", "succeeded", "failed", "canceled", "lost", "handed_back"]
 # A webhook is ``pending`` from submission until it is ``delivered`` or ``failed`` (given up, with the reason).
 WebhookStatus = Literal["pending", "delivered", "failed"]
+# A style's number among the job's paintings, from 1 as the API's mask fields count them.
+StyleNumber = Annotated[int, Field(ge=1, le=MAX_STYLES)]
 # The canonical text form of the UUIDs new_job_id makes.
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -83,6 +89,10 @@ class JobRecord(BaseModel):
     status: JobStatus = "queued"
     params: StyleParams
     style_count: int = Field(ge=1, le=MAX_STYLES)
+    # The styles (numbered from 1) that came with a mask over the photo, and with one over their painting; each
+    # mask is stored at ``mask_key``. Records written before masks existed have none.
+    masks: list[StyleNumber] = Field(default_factory=list)
+    source_masks: list[StyleNumber] = Field(default_factory=list)
     progress: JobProgress
     losses: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
@@ -142,6 +152,14 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     params: StyleParams = Field(description="The parameters used, defaults filled in.")
     style_count: int
+    masks: list[int] = Field(
+        description="The styles, numbered from 1, sent with a mask over the photo (`mask_N`): where each paints.",
+        examples=[[1]],
+    )
+    source_masks: list[int] = Field(
+        description="The styles sent with a mask over their painting (`source_mask_N`): the part each draws from.",
+        examples=[[]],
+    )
     weights: str | None = Field(
         description=f"The network weights the worker used, once the job has succeeded. {WEIGHTS_DESCRIPTION}",
         examples=["vgg19-imagenet"],
@@ -182,6 +200,8 @@ class JobPublic(BaseModel):
                     "finished_at",
                     "params",
                     "style_count",
+                    "masks",
+                    "source_masks",
                     "weights",
                     "run_seconds",
                     "error",
@@ -218,6 +238,19 @@ def input_keys(job_id: str, style_count: int = MAX_STYLES) -> tuple[str, list[st
     """Storage keys of a job's content image and its style images."""
     folder = job_folder(job_id)
     return f"{folder}/content", [f"{folder}/style-{index}" for index in range(style_count)]
+
+
+def mask_name(style_number: int, *, source: bool = False) -> str:
+    """What the mask of style ``style_number`` (from 1) over the photo, or over its painting when ``source``, is
+    called everywhere: its API form field, its file in the job's folder and the messages about it (``mask_2``,
+    ``source_mask_2``)."""
+    return f"{'source_mask' if source else 'mask'}_{style_number}"
+
+
+def mask_key(job_id: str, style_number: int, *, source: bool = False) -> str:
+    """Storage key of the mask of style ``style_number`` (from 1) over the photo, or over its painting when
+    ``source``."""
+    return f"{job_folder(job_id)}/{mask_name(style_number, source=source)}"
 
 
 def result_key(job_id: str, run: int) -> str:

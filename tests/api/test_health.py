@@ -168,7 +168,8 @@ def test_every_style_parameter_is_a_documented_form_field(idle_api: ApiServer) -
     with idle_api.client(key=None) as http:
         schema = http.get("/openapi.json").json()
     form = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert set(StyleParams.model_fields) | {"content", "style", "webhook_url"} == set(form["properties"])
+    masks = {f"{kind}_{number}" for kind in ("mask", "source_mask") for number in range(1, 5)}
+    assert set(StyleParams.model_fields) | {"content", "style", "webhook_url"} | masks == set(form["properties"])
     size = StyleParams.model_json_schema()["properties"]["size"]
     assert form["properties"]["size"] == {
         **size,

@@ -59,7 +59,16 @@ def picture(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-PHOTO, PAINTING = picture(64, 48), picture(48, 64)
+def left_half_mask(width: int, height: int) -> bytes:
+    """A greyscale mask, white over its left half and black over the rest."""
+    image = Image.new("L", (width, height), 0)
+    image.paste(255, (0, 0, width // 2, height))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+PHOTO, PAINTING, MASK = picture(64, 48), picture(48, 64), left_half_mask(32, 24)
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +111,9 @@ def conformance_config(authorization: str) -> schemathesis.Config:
             "operations": [
                 {
                     "include-operation-id": "create_job",
-                    # Whether an upload is a picture the engine can use, and style_blend's count of the style files,
-                    # are beyond JSON Schema: schema-valid forms are refused (422) for them by design.
+                    # Whether an upload is a picture (or a mask) the engine can use, and style_blend's count of the
+                    # style files and whether a mask's style was sent, are beyond JSON Schema: schema-valid forms are
+                    # refused (422) for them by design.
                     "checks": {"positive_data_acceptance": {"enabled": False}},
                 },
                 {
@@ -119,8 +129,8 @@ def conformance_config(authorization: str) -> schemathesis.Config:
 
 def submit_real_pictures(context: HookContext, case: Case[Any]) -> Case[Any]:
     """Schema-valid submissions carry decodable pictures: Schemathesis makes 1×1 images, which the engine cannot
-    use (image_too_small), and a job has to be accepted for the stateful phase to follow it. Negative cases keep
-    whatever Schemathesis made."""
+    use (image_too_small), and a job has to be accepted for the stateful phase to follow it. Its masks become a
+    usable mask, kept only for styles that were sent. Negative cases keep whatever Schemathesis made."""
     meta = case.meta
     if case.operation.label != SUBMIT or meta is None or meta.generation.mode is not GenerationMode.POSITIVE:
         return case
@@ -128,6 +138,11 @@ def submit_real_pictures(context: HookContext, case: Case[Any]) -> Case[Any]:
         form: dict[str, Any] = case.body  # file fields hold bytes, which the JSON-typed Body leaves out
         form["content"] = PHOTO
         form["style"] = [PAINTING] * len(form["style"])
+        for field in [name for name in form if name.startswith(("mask_", "source_mask_"))]:
+            if int(field.rpartition("_")[2]) <= len(form["style"]):
+                form[field] = MASK
+            else:
+                del form[field]
     return case
 
 

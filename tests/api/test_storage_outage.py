@@ -15,6 +15,7 @@ from tests.api.conftest import StartApiOn
 from tests.api.storage_doubles import OUTAGE_MESSAGE, UnavailableStorage
 from tests.support.api_server import ApiServer
 from tests.support.jobs import finished, submit, wait_for
+from tests.support.pictures import make_mask
 from tests.support.settings import MakeSettings
 from tests.support.worker_process import WorkerProcess
 
@@ -66,6 +67,16 @@ def test_the_files_a_broken_submission_did_store_are_removed(broken_mid_submissi
     with broken_mid_submission.client() as http:
         submit(http)
     assert [path for path in Path(broken_mid_submission.settings.storage_dir).rglob("*") if path.is_file()] == []
+
+
+def test_a_submission_whose_mask_the_storage_cannot_take_leaves_no_file_behind(
+    outage_settings: Settings, start_api_on: StartApiOn
+) -> None:
+    storage = UnavailableStorage(outage_settings.storage_dir, failing={"put"}, keys_containing="mask")
+    api = start_api_on(outage_settings, storage)
+    with api.client() as http:
+        assert_storage_unavailable(submit(http, masks={"mask_1": make_mask()}))
+    assert [path for path in Path(outage_settings.storage_dir).rglob("*") if path.is_file()] == []
 
 
 def test_a_retry_with_the_same_idempotency_key_once_the_storage_is_back_submits_anew(

@@ -28,6 +28,7 @@ from restyle.client import (
 from restyle.jobs import JobPublic, input_keys
 from restyle.settings import Settings
 from tests.client.served import Served, key_of
+from tests.core.pictures import encoded
 
 TINY: dict[str, Any] = {"size": 32, "iterations": 3}
 
@@ -43,6 +44,17 @@ def test_stylize_returns_the_picture_at_the_requested_size(
     picture = Image.open(io.BytesIO(data))
     assert picture.format == "PNG"
     assert picture.size == (32, 27)  # 48×40 scaled to a longest side of 32
+
+
+def test_stylize_with_a_mask_returns_the_picture(
+    worker: object, restyle: Client, photo: bytes, paintings: list[bytes]
+) -> None:
+    left_half = Image.new("L", (48, 40), 0)
+    left_half.paste(255, (0, 0, 24, 40))
+
+    data = restyle.stylize(photo, paintings[:1], masks={1: left_half}, **TINY)
+
+    assert Image.open(io.BytesIO(data)).size == (32, 27)
 
 
 def test_on_progress_sees_the_iterations_rise_to_the_total(
@@ -137,6 +149,30 @@ def test_a_single_style_need_not_be_wrapped_in_a_list(
     assert job.style_count == 1
 
 
+def test_submit_sends_masks_by_style_number_as_paths_bytes_files_and_pillow_images(
+    idle_restyle: Client, photo: bytes, paintings: list[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "sky.png"
+    path.write_bytes(encoded(Image.new("L", (48, 40), 255)))
+    with io.BytesIO(encoded(Image.new("L", (20, 20), 200))) as file:
+        job = idle_restyle.submit(
+            photo,
+            paintings,
+            masks={1: path, 2: Image.new("L", (10, 10), 255)},
+            source_masks={2: file},
+            **TINY,
+        )
+
+    assert (job.masks, job.source_masks) == ([1, 2], [2])
+
+
+def test_a_mask_for_a_style_that_was_not_given_is_refused_before_anything_is_sent(
+    photo: bytes, paintings: list[bytes]
+) -> None:
+    with Client("http://127.0.0.1:9") as client, pytest.raises(ValueError, match="masks: 3 is not a style's number"):
+        client.submit(photo, paintings, masks={3: encoded(Image.new("L", (8, 8), 255))})
+
+
 def test_an_unknown_parameter_is_refused_before_anything_is_sent(photo: bytes, paintings: list[bytes]) -> None:
     with Client("http://127.0.0.1:9") as client, pytest.raises(TypeError, match="styel_weight"):
         client.submit(photo, paintings, styel_weight=10)
@@ -155,6 +191,16 @@ def test_a_non_image_upload_raises_invalid_input_with_the_services_message(
     assert raised.value.code == "not_an_image"
     assert raised.value.message.startswith("content")
     assert "not an image" in raised.value.message
+
+
+def test_an_all_black_mask_raises_invalid_input_with_the_engines_code(
+    idle_restyle: Client, photo: bytes, paintings: list[bytes]
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        idle_restyle.submit(photo, paintings, masks={2: Image.new("L", (48, 40), 0)}, **TINY)
+
+    assert raised.value.code == "mask_all_black"
+    assert raised.value.message.startswith("mask_2 (mask-2.png): the mask for style 2 is all black")
 
 
 def test_an_out_of_range_parameter_raises_invalid_input_naming_it(

@@ -79,19 +79,34 @@ def make_scene(width: int = 96, height: int = 72, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def make_brushwork(width: int = 96, height: int = 96, seed: int = 0) -> Image.Image:
-    """A painting-like texture: short thick strokes of a blue-and-yellow palette on a dark ground, laid along a
-    swirling field, as a post-impressionist sky is painted; drawn from ``seed``."""
+# The palettes of ``make_brushwork``: the ground first, then the strokes' colours.
+NIGHT_SKY = (
+    (25, 35, 80),
+    (30, 60, 150),
+    (60, 110, 200),
+    (240, 210, 70),
+    (250, 240, 180),
+    (20, 30, 70),
+    (120, 170, 220),
+)
+EMBERS = ((70, 15, 10), (200, 40, 20), (240, 120, 30), (150, 20, 40), (250, 200, 120), (110, 30, 15), (230, 80, 60))
+
+
+def make_brushwork(
+    width: int = 96, height: int = 96, seed: int = 0, palette: tuple[tuple[int, int, int], ...] = NIGHT_SKY
+) -> Image.Image:
+    """A painting-like texture: short thick strokes of a palette (by default blue and yellow) on a dark ground,
+    laid along a swirling field, as a post-impressionist sky is painted; drawn from ``seed``."""
     rng = np.random.default_rng(seed)
-    image = Image.new("RGB", (width, height), (25, 35, 80))
+    ground, *colours = palette
+    image = Image.new("RGB", (width, height), ground)
     draw = ImageDraw.Draw(image)
-    palette = [(30, 60, 150), (60, 110, 200), (240, 210, 70), (250, 240, 180), (20, 30, 70), (120, 170, 220)]
     length = max(width, height) / 12
     for _ in range(width * height // 6):
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         angle = math.sin(x / width * 6) + math.cos(y / height * 5) * 1.5 + rng.normal(0, 0.15)
         dx, dy = math.cos(angle) * length / 2, math.sin(angle) * length / 2
-        colour = palette[int(rng.integers(len(palette)))]
+        colour = colours[int(rng.integers(len(colours)))]
         draw.line([(x - dx, y - dy), (x + dx, y + dy)], fill=colour, width=max(2, width // 40))
     return image
 

@@ -4,40 +4,24 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image, ImageChops
+from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from core.engine import Progress, stylize
 from core.errors import MemoryBudgetTooSmall
 from core.networks import VGG16, VGG19
 from core.vgg import FeatureNet
-from tests.core.runs import VGG16_TILED_SIZE, params, tiling_budget
+from tests.core.runs import (
+    LOSS_AGREEMENT,
+    MEAN_LEVELS,
+    VGG16_TILED_SIZE,
+    losses_per_iteration,
+    mean_level_difference,
+    params,
+    tiling_budget,
+)
 
 SIZE = 192
-
-
-# What tiling guarantees is the objective: the tiled (loss, gradient) is the untiled one but for float32 rounding
-# of sums taken in another grouping (tests/core/test_tiling.py). A whole run adds the optimiser, which may amplify
-# rounding where it divides by something small (L-BFGS's first curvature pairs come from a tiny step; Adam divides
-# each pixel's step by its own gradient's size), so single pixel values may part by a level or more on one machine
-# and not another. Hence these tests compare every iteration's total loss, which such pixels hardly move (the terms
-# alone may trade a little against each other along the two paths; the optimiser answers for their sum): float32 sums
-# over the picture's ~10⁴–10⁵ positions carry a relative rounding of about log2(n)·2⁻²⁴ ≈ 1e-6 per sum, and 1e-4
-# leaves two orders of magnitude for the amplification, while a tiling that is wrong anywhere (a halo one stride
-# short) parts the losses by 3e-3 or more. The pictures must agree on average to a fraction of a level (0.25), far
-# below what a misplaced or missing tile does to a whole region.
-LOSS_AGREEMENT = 1e-4
-MEAN_LEVELS = 0.25
-
-
-def losses_per_iteration(reports: list[Progress]) -> list[float]:
-    return [report.total_loss for report in reports]
-
-
-def mean_level_difference(first: Image.Image, second: Image.Image) -> float:
-    """The mean absolute difference of two pictures' channel values, in levels of 0–255."""
-    difference = pil_to_tensor(ImageChops.difference(first, second)).double()
-    return float(difference.mean())
 
 
 # (network fixture, picture size, its architecture): VGG16 tiles a smaller picture than VGG19 does (tests/core/runs.py).

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import FloatRect, Page
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,58 @@ def wait_until_done(page: Page) -> None:
     page.wait_for_function(
         "document.querySelector('#result').complete && document.querySelector('#result').naturalWidth > 0"
     )
+
+
+def open_regions(page: Page) -> None:
+    """Open "Regions", which appears once a photo and a painting are chosen."""
+    page.wait_for_selector("#regions", state="visible")
+    if not page.locator("#regions").evaluate("details => details.open"):
+        page.click("#regions summary")
+
+
+def paint_for(page: Page, painting: int) -> None:
+    """Choose which painting's region the brush paints (from 1, as in "Painting 1")."""
+    page.locator("#region-legend label").nth(painting - 1).click()
+
+
+def pick_tool(page: Page, tool: str) -> None:
+    page.check(f"#tool-{tool}")
+
+
+def set_brush_size(page: Page, pixels: int) -> None:
+    page.eval_on_selector(
+        "#brush-size", "(range, value) => { range.value = value; range.dispatchEvent(new Event('input')); }", pixels
+    )
+
+
+def drag_over_photo(page: Page, points: list[tuple[float, float]]) -> None:
+    """Press the mouse on the photo at the first point and drag it through the others; points are fractions of the
+    photo's shown width and height. Chromium turns the mouse into the pointer events a person's would be."""
+    box = _photo_box(page)
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def paint_columns(page: Page, left: float, right: float, brush: int = 40) -> None:
+    """Paint (or erase, with the eraser chosen) the band of the photo from `left` to `right` (fractions of its
+    width), top to bottom, in vertical strokes a brush's width apart."""
+    width = _photo_box(page)["width"]
+    set_brush_size(page, brush)
+    inset = brush / 2 / width
+    x = left + inset
+    while True:
+        drag_over_photo(page, [(min(x, right - inset), 0.01), (min(x, right - inset), 0.99)])
+        if x >= right - inset:
+            break
+        x += 0.6 * brush / width
+
+
+def _photo_box(page: Page) -> FloatRect:
+    box = page.locator("#stage").bounding_box()
+    if box is None:
+        raise RuntimeError("the photo to paint on is not shown")
+    return box

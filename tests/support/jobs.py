@@ -8,7 +8,7 @@ predicates for ``wait_for``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -25,15 +25,18 @@ def submit(
     *,
     styles: int = 1,
     content: bytes | None = None,
+    masks: Mapping[str, bytes] | None = None,
     headers: dict[str, str] | None = None,
     **fields: Any,
 ) -> httpx.Response:
-    """POST /v1/jobs with generated pictures; ``fields`` are form fields (tiny fast defaults)."""
+    """POST /v1/jobs with generated pictures; ``masks`` are mask files by field (``mask_1``, ``source_mask_2``),
+    sent as ``<field>.png``; ``fields`` are form fields (tiny fast defaults)."""
     form = {"size": "32", "iterations": "3", **{key: str(value) for key, value in fields.items()}}
     files = [("content", ("photo.png", content or make_png(), "image/png"))]
     files += [
         ("style", (f"painting{index}.png", make_png(40, 40, seed=index + 1), "image/png")) for index in range(styles)
     ]
+    files += [(field, (f"{field}.png", data, "image/png")) for field, data in (masks or {}).items()]
     return http.post("/v1/jobs", data=form, files=files, headers=headers or {})
 
 

@@ -20,6 +20,7 @@ from restyle.cli import main
 from restyle.weights_notice import untrained_notice
 from tests.core.pictures import encoded, make_painting, make_photo
 from tests.support import REPO_ROOT
+from tests.support.pictures import make_mask
 from tests.support.weights_files import write_vgg19_weights
 
 
@@ -353,3 +354,149 @@ def test_a_one_stage_run_shows_its_size_without_a_stage(
     assert run(*inputs, "-o", tmp_path / "out.png", "--size", "32", "--iterations", "2") == 0
     err = capsys.readouterr().err
     assert "32 px: " in err and "stage" not in err
+
+
+# Masks --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paintings(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A photo and two different paintings, as files."""
+    content, first, second = tmp_path / "photo.jpg", tmp_path / "first.png", tmp_path / "second.png"
+    content.write_bytes(encoded(make_photo(), "JPEG"))
+    first.write_bytes(encoded(make_painting()))
+    second.write_bytes(encoded(make_painting(phase=1.5)))
+    return content, first, second
+
+
+@pytest.fixture
+def mask_file(tmp_path: Path) -> Path:
+    """A mask white over the left half of the picture."""
+    path = tmp_path / "left.png"
+    path.write_bytes(make_mask())
+    return path
+
+
+@pytest.fixture
+def engine_masks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The masks each run passes to the engine, which does not run (nor is the network loaded)."""
+    calls: list[Any] = []
+
+    def recording(content: Image.Image, styles: Any, params: Any, *, masks: Any, **kwargs: Any) -> Any:
+        calls.append(masks)
+        return core.engine.Stylized(image=content, weights="random(seed=0)", iterations=1, seconds=0.0)
+
+    monkeypatch.setattr("core.vgg.load_vgg", lambda *args: None)
+    monkeypatch.setattr("core.engine.stylize", recording)
+    return calls
+
+
+def test_masks_reach_the_engine_for_the_styles_they_name_by_number_or_by_file(
+    paintings: tuple[Path, Path, Path], mask_file: Path, tmp_path: Path, engine_masks: list[Any]
+) -> None:
+    content, first, second = paintings
+    flags = ["--mask", f"2={mask_file}", "--source-mask", f"{first}={mask_file}"]
+    assert run(content, first, second, "-o", tmp_path / "out.png", *flags) == 0
+    (masks,) = engine_masks
+    assert [(mask.photo is None, mask.painting is None) for mask in masks] == [(True, False), (False, True)]
+    assert masks[1].photo.size == (48, 40)
+
+
+def test_a_run_without_masks_passes_the_engine_none_for_every_style(
+    paintings: tuple[Path, Path, Path], tmp_path: Path, engine_masks: list[Any]
+) -> None:
+    assert run(*paintings, "-o", tmp_path / "out.png") == 0
+    assert engine_masks == [[None, None]]
+
+
+def test_a_masked_run_writes_its_result(
+    inputs: tuple[Path, Path], mask_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    assert run(*inputs, "-o", out, "--size", "32", "--iterations", "2", "--mask", f"1={mask_file}") == 0
+    with Image.open(out) as image:
+        assert image.size == (32, 27)
+
+
+@pytest.mark.usefixtures("no_run")
+@pytest.mark.parametrize(
+    ("argument", "problem"),
+    [
+        ("3={mask}", "--mask 3={mask}: there is no style '3'; give its number (1 to 1) or its file as given"),
+        (
+            "other.png={mask}",
+            "--mask other.png={mask}: there is no style 'other.png'; give its number (1 to 1) or its file as given",
+        ),
+        ("{mask}", "--mask {mask}: give STYLE=MASK, STYLE being the style's number or its file"),
+    ],
+    ids=["number", "file", "no style"],
+)
+def test_a_mask_for_a_style_that_was_not_given_fails_naming_it(
+    argument: str,
+    problem: str,
+    inputs: tuple[Path, Path],
+    mask_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(*inputs, "-o", tmp_path / "out.png", "--mask", argument.format(mask=mask_file)) == 2
+    assert capsys.readouterr().err == f"restyle: error: {problem.format(mask=mask_file)}\n"
+
+
+@pytest.mark.usefixtures("no_run")
+def test_a_mask_that_is_not_an_image_fails_naming_the_flag(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "sky.png"
+    notes.write_text("the sky, roughly")
+    assert run(*inputs, "-o", tmp_path / "out.png", "--source-mask", f"1={notes}") == 2
+    assert capsys.readouterr().err.startswith(f"restyle: error: --source-mask 1={notes} is not an image")
+
+
+@pytest.mark.usefixtures("no_run")
+def test_a_missing_mask_file_fails_cleanly(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*inputs, "-o", tmp_path / "out.png", "--mask", f"1={tmp_path / 'none.png'}") == 2
+    err = capsys.readouterr().err
+    assert "No such file or directory" in err and "Traceback" not in err
+
+
+@pytest.mark.usefixtures("no_run")
+def test_an_all_black_mask_fails_before_the_run_with_the_engines_message(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    black = tmp_path / "black.png"
+    black.write_bytes(make_mask(covered=0))
+    assert run(*inputs, "-o", tmp_path / "out.png", "--mask", f"1={black}") == 2
+    assert capsys.readouterr().err == "restyle: error: the mask for style 1 is all black: it would paint nothing\n"
+
+
+@pytest.mark.usefixtures("no_run")
+def test_two_masks_for_one_style_are_refused(
+    inputs: tuple[Path, Path], mask_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    style = inputs[1]
+    assert run(*inputs, "-o", tmp_path / "out.png", "--mask", f"1={mask_file}", "--mask", f"{style}={mask_file}") == 2
+    assert capsys.readouterr().err == (
+        f"restyle: error: --mask {style}={mask_file}: style 1 has a --mask already; give one per style\n"
+    )
+
+
+@pytest.mark.usefixtures("no_run")
+def test_a_painting_given_twice_is_named_by_its_number(
+    inputs: tuple[Path, Path], mask_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content, style = inputs
+    assert run(content, style, style, "-o", tmp_path / "out.png", "--mask", f"{style}={mask_file}") == 2
+    assert capsys.readouterr().err == (
+        f"restyle: error: --mask {style}={mask_file}: {style} is styles 1 and 2; name the style by its number instead\n"
+    )
+
+
+def test_the_help_documents_the_mask_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--mask STYLE=MASK where on the photo style STYLE paints" in help_text
+    assert "--source-mask STYLE=MASK the part of style STYLE's painting" in help_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from restyle.jobs import JobStore, Runs, input_keys, purge_expired
+from restyle.jobs import JobStore, Runs, input_keys, mask_key, purge_expired
 from restyle.storage import Storage
 from restyle.storage.local import LocalStorage
 from tests.restyle.conftest import OWNER
@@ -29,6 +29,16 @@ def test_retention_removes_finished_jobs_and_the_files_of_all_their_runs(
     assert store.get(run.job_id) is None
     assert not any(storage.exists(key) for key in files)
     assert store.list_owned(OWNER, limit=10).jobs == []
+
+
+def test_retention_removes_a_jobs_masks_with_it(store: JobStore, runs: Runs, storage: Storage) -> None:
+    run = claimed(store, runs)
+    masks = [mask_key(run.job_id, 1), mask_key(run.job_id, 1, source=True)]
+    for key in masks:
+        storage.put(key, b"x")
+    run.succeed(weights="w", run_seconds=0, losses={}, iterations=10)
+    purge_expired(store.ledger, storage, now=later(store))
+    assert not any(storage.exists(key) for key in masks)
 
 
 def test_retention_keeps_jobs_that_have_not_finished(store: JobStore, tmp_path: Path) -> None:
