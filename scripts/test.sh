@@ -25,6 +25,8 @@ echo "test: ruff check, ruff format --check, mypy"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 # One pytest process per CPU this run may use (nproc honours taskset), at most four; RESTYLE_TEST_PROCESSES
 # overrides (0: one process, no xdist). A test file stays in one process (--dist loadfile), so its module
-# fixtures start once. Every test isolates its own Redis keys, ports and folders, so the order is free.
+# fixtures start once; files go out in collection order, which puts those with slow tests first (tests/conftest.py),
+# so that no long file is left for the end. Every test isolates its own Redis keys, ports and folders, so the
+# order is free.
 processes="${RESTYLE_TEST_PROCESSES:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
-exec .venv/bin/python -m pytest -n "$processes" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n "$processes" --dist loadfile --no-loadscope-reorder "$@"

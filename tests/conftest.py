@@ -36,6 +36,14 @@ from tests.support.worker_process import WorkerProcess, seed_imagenet_weights
 collect_ignore = [] if "RESTYLE_COMPOSE_COMMAND" in os.environ else ["compose"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a slow test first, each file's tests in their own order: scripts/test.sh hands whole files to
+    its pytest processes in this order (--no-loadscope-reorder), and a long file handed out last would keep one
+    process busy while the others have nothing left to do."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within each group stays
+
+
 # Settings and Redis ---------------------------------------------------------------------------------------
 
 

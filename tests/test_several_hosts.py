@@ -128,6 +128,7 @@ def test_both_workers_take_jobs(cluster: Cluster) -> None:
     assert runners == {worker.name for worker in cluster.workers}
 
 
+@pytest.mark.slow  # waits out the killed worker's lease, by nature
 def test_a_worker_killed_mid_job_leaves_it_to_the_other(cluster: Cluster) -> None:
     with cluster.client() as http:
         job_id = submit(http, size=SLOW_SIZE, iterations=SLOW_ITERATIONS).json()["id"]

@@ -129,6 +129,7 @@ def test_a_refused_submission_leaves_no_job_behind(flood: Flood) -> None:
     assert sorted(listed) == sorted(response.json()["id"] for _, response in flood.admitted)
 
 
+@pytest.mark.slow  # every admitted job of the flood runs, one after another on one worker
 def test_every_job_admitted_in_a_flood_runs_to_success(flood: Flood, start_worker: StartWorker) -> None:
     start_worker(flood.settings)
     outcomes = []

@@ -28,6 +28,7 @@ def second_run_started(job: Json) -> bool:
     return len(job["runs"]) >= 2
 
 
+@pytest.mark.slow  # waits out the killed worker's lease, by nature
 def test_a_killed_workers_job_is_finished_by_another_worker_within_the_lease(
     make_settings: MakeSettings,
     start_api: Callable[[Settings], ApiServer],
