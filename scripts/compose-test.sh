@@ -207,8 +207,8 @@ say "running the stack's tests (tests/compose; the stack's logs are kept in $STA
 started=$(date +%s)
 status=0
 # pytest's limit per test is a guard against a hang, not a wait: the tests' own waits give up when a job stands
-# still. Beside the suite and a CPU hog the killed-worker test, a slow job run twice in a container, took 244 s
-# of the suite's 300 s default; the guard is set where only a hang reaches it.
+# still. The killed-worker test runs a slow job twice in a container, and beside the suite and a CPU hog that
+# comes near pytest-timeout's 300 s default; the guard is set where only a hang reaches it.
 RESTYLE_COMPOSE_COMMAND="${compose[*]}" RESTYLE_TEST_IMAGE=$IMAGE RESTYLE_TEST_REDIS_IMAGE=$redis_image \
   .venv/bin/python -m pytest tests/compose -p no:cacheprovider --timeout 600 "$@" || status=$?
 say "stack tests took $(( $(date +%s) - started )) s; image $IMAGE: $(( size / 1000000 )) MB, built in ${build_seconds} s"
