@@ -13,6 +13,8 @@ Departures from the paper, and why:
   gradient to float rounding, at the price of time.
 - Spatial control (Gatys et al., CVPR 2017) with masks carried to each layer on its pooling grid, not through the
   receptive fields, and each region's error weighted by its share of the picture (``core.masks`` says why).
+- A video frame (Ruder et al., GCPR 2016) adds a temporal term towards the previous frame's warped result and
+  starts from that result (``core.temporal``, ``core.video``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from core.masks import StyleMask, check_masks
 from core.memory import reused_allocations
 from core.params import StyleParams
 from core.schedule import Stage, check_fits, plan_stages, style_side
+from core.temporal import TemporalTarget, temporal_gradient_scale, temporal_loss, temporal_loss_into
 from core.vgg import FeatureNet
 
 # Where the content and style weights are balanced (``_Run.balanced_weights``): the photo moved along the style
@@ -66,11 +69,15 @@ class Progress:
     stage: int = 1
     stages: int = 1
     remaining: float | None = None
+    temporal_loss: float | None = None
 
     @property
     def losses(self) -> dict[str, float]:
-        """The four loss figures by name, as job records and results report them."""
-        return {"content": self.content_loss, "style": self.style_loss, "tv": self.tv_loss, "total": self.total_loss}
+        """The loss figures by name, as job records and results report them (``temporal`` for video frames only)."""
+        losses = {"content": self.content_loss, "style": self.style_loss, "tv": self.tv_loss, "total": self.total_loss}
+        if self.temporal_loss is not None:
+            losses["temporal"] = self.temporal_loss
+        return losses
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ def stylize(
     on_snapshot: SnapshotCallback | None = None,
     snapshot_every: int = 0,
     memory_budget: int | None = None,
+    temporal: TemporalTarget | None = None,
 ) -> Stylized:
     """Repaint ``content`` in the blended style of ``styles``; raises ``Cancelled`` when asked to stop.
 
@@ -109,7 +117,8 @@ def stylize(
     its content. Without masks the run is the one it always was. Masks that cannot steer their style raise
     ``InvalidMask`` before any work. ``memory_budget`` (bytes, default ``core.budget.default_budget``) bounds what
     the run adds to the process; ``MemoryBudgetTooSmall`` is raised before any work when not even the smallest
-    tiles fit it.
+    tiles fit it. ``temporal``, for a video frame after the first, is the previous frame's warped result: the run
+    starts from it and is pulled towards it wherever its warp is reliable.
     """
     blend = params.blend_weights(len(styles))
     style_masks = check_masks(masks, len(styles))
@@ -122,6 +131,13 @@ def stylize(
     if params.preserve_colors == "luminance":
         content_source = colors.luminance_only(content)
         style_sources = [colors.match_luminance(style, content) for style in styles]
+        if temporal is not None:
+            # The run optimises luminance alone; the previous result's own is what it should stay near.
+            temporal = _luminance_target(temporal)
+    if temporal is not None:
+        temporal = TemporalTarget(
+            temporal.previous.to(net.device), temporal.reliability.to(net.device), temporal.weight
+        )
     run = _Run(
         params,
         net,
@@ -132,7 +148,7 @@ def stylize(
         on_snapshot,
         snapshot_every,
     )
-    image = _optimise_stages(run, stages, plans, content_source, style_sources, blend, style_masks)
+    image = _optimise_stages(run, stages, plans, content_source, style_sources, blend, style_masks, temporal)
     result = _to_image(image)
     if params.preserve_colors == "luminance":
         result = colors.with_chroma_of(result, fit_longest_side(content, params.size).resize(result.size))
@@ -206,15 +222,19 @@ def _optimise_stages(
     styles: Sequence[Image.Image],
     blend: Sequence[float],
     masks: Sequence[StyleMask | None],
+    temporal: TemporalTarget | None = None,
 ) -> Tensor:
-    """Run the schedule coarsest first, each stage starting from the previous one's result upsampled."""
+    """Run the schedule coarsest first, each stage starting from the previous one's result upsampled (the first
+    from the photo, the seeded noise, or a video frame's previous result)."""
     image: Tensor | None = None
     for stage, plan in zip(stages, plans, strict=True):
         with reused_allocations() if _reuses_allocations(plan) else nullcontext():
             photo = _to_tensor(fit_longest_side(content, stage.size), run.net.device)
             targets = _Targets.compute(run.net, run.params, photo, styles, blend, stage.size, plan, masks)
+            if temporal is not None:
+                targets.temporal = temporal.at_size(*photo.shape[-2:])
             if image is None:
-                image = _initial_image(run.params, photo)
+                image = _initial_image(run.params, photo, targets.temporal)
             else:
                 image = F.interpolate(image, size=photo.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
             weights = run.balanced_weights(photo, targets, plan)
@@ -232,6 +252,7 @@ class _Targets:
     content: dict[str, Tensor]
     grams: dict[str, Tensor]
     guided: dict[str, GuidedTargets] = field(default_factory=dict)
+    temporal: TemporalTarget | None = None
 
     @classmethod
     def compute(
@@ -335,10 +356,12 @@ class _Run:
         content_push = self._gradient(moved, targets, plan, content=1.0, style=0.0)
         smoothing_push = torch.zeros_like(moved)
         tv_loss_into(moved, 1.0, smoothing_push)
+        temporal = targets.temporal
         return _Weights(
             content=params.content_weight / _length(content_push),
             style=params.style_weight / _length(style_pull),
             tv=params.tv_weight / _length(smoothing_push),
+            temporal=0.0 if temporal is None else temporal.weight / temporal_gradient_scale(photo, BALANCE_STEP),
         )
 
     def _gradient(self, image: Tensor, targets: _Targets, plan: StagePlan, *, content: float, style: float) -> Tensor:
@@ -414,9 +437,13 @@ class _Run:
         content, style = self._errors(image, targets)
         tv = tv_loss(image)
         total = weights.content * content + weights.style * style + weights.tv * tv
+        temporal = None
+        if targets.temporal is not None:
+            temporal = temporal_loss(image, targets.temporal)
+            total = total + weights.temporal * temporal
         total.backward()
         assert image.grad is not None
-        return _Evaluation(content, style, tv, total, image.grad)
+        return _Evaluation(content, style, tv, total, image.grad, temporal)
 
     def _layer_targets(self, targets: _Targets, weights: _Weights) -> dict[str, tiling.LayerTargets]:
         return {
@@ -444,18 +471,24 @@ class _Run:
             zero = torch.zeros((), device=image.device)
             content = sum((w * contents[n] for n, w in self.content_weights.items()), zero)
             style = sum((w * styles[n] for n, w in self.style_weights.items()), zero)
+            temporal = None
             with torch.no_grad():
                 tv = tv_loss_into(image, weights.tv, gradient)
+                if targets.temporal is not None:
+                    temporal = temporal_loss_into(image, targets.temporal, weights.temporal, gradient)
             image.grad = gradient  # where Adam looks for it
             total = weights.content * content + weights.style * style + weights.tv * tv
-            return _Evaluation(content, style, tv, total, gradient)
+            if temporal is not None:
+                total = total + weights.temporal * temporal
+            return _Evaluation(content, style, tv, total, gradient, temporal)
 
         return evaluate
 
     def _report(self, image: Tensor, evaluation: _Evaluation) -> None:
         # One device-to-host copy for all four numbers instead of four synchronising .item() calls.
-        losses = torch.stack([evaluation.content, evaluation.style, evaluation.tv, evaluation.total])
-        c, s, t, total = losses.detach().cpu().tolist()
+        temporal = evaluation.temporal if evaluation.temporal is not None else torch.zeros_like(evaluation.total)
+        losses = torch.stack([evaluation.content, evaluation.style, evaluation.tv, evaluation.total, temporal])
+        c, s, t, total, temporal_value = losses.detach().cpu().tolist()
         now = time.perf_counter()
         progress = Progress(
             self.iteration,
@@ -469,6 +502,7 @@ class _Run:
             stage=self.stage,
             stages=len(self.stage_iterations),
             remaining=self._remaining(now),
+            temporal_loss=None if evaluation.temporal is None else temporal_value,
         )
         self.last_losses = progress.losses
         if self.on_progress is not None:
@@ -504,6 +538,7 @@ class _Weights(NamedTuple):
     content: float
     style: float
     tv: float
+    temporal: float = 0.0
 
 
 def _length(gradient: Tensor) -> float:
@@ -526,6 +561,7 @@ class _Evaluation(NamedTuple):
     tv: Tensor
     total: Tensor
     gradient: Tensor
+    temporal: Tensor | None = None
 
 
 def _reuses_allocations(plan: StagePlan) -> bool:
@@ -538,12 +574,22 @@ def _reuses_allocations(plan: StagePlan) -> bool:
     return plan.tiles is None or len(plan.tiles.tiles) <= MAX_TILES_IN_KEPT_HEAP
 
 
-def _initial_image(params: StyleParams, content: Tensor) -> Tensor:
+def _initial_image(params: StyleParams, content: Tensor, temporal: TemporalTarget | None = None) -> Tensor:
+    if temporal is not None:
+        # Ruder et al.: a frame starts from its predecessor's result carried along the flow, so that it needs only
+        # a few iterations to settle, and settles in the same minimum.
+        return temporal.previous.clone()
     if params.init == "content":
         return content.clone()
     # Noise is drawn on the CPU from a private generator, so the same seed gives the same start anywhere.
     generator = torch.Generator().manual_seed(params.seed)
     return torch.rand(content.shape, generator=generator).to(content.device)
+
+
+def _luminance_target(temporal: TemporalTarget) -> TemporalTarget:
+    """The target of a luminance-only run: the previous result's luminance, as ``colors.luminance_only`` makes it."""
+    previous = _to_tensor(colors.luminance_only(_to_image(temporal.previous)), temporal.previous.device)
+    return TemporalTarget(previous, temporal.reliability, temporal.weight)
 
 
 def _normalised(layer_weights: dict[str, float]) -> dict[str, float]:

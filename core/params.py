@@ -27,6 +27,11 @@ COARSE_TO_FINE_ABOVE = 1024
 # Chosen on trained filters (Keras's ImageNet VGG16) from bench/quality.py's sheets: the photo's scene and the
 # painting's strokes both clearly there across photo × painting pairs; the page's slider spans it × 10^±2.
 DEFAULT_STYLE_WEIGHT = 3.0
+# Chosen on trained filters (Keras's ImageNet VGG16) with bench/video.py: flicker gone (Ruder et al.'s temporal error
+# far below frames stylised alone) while the painting's statistics barely give way; higher holds a smeared warp.
+DEFAULT_TEMPORAL_WEIGHT = 1.0
+# Later frames start from the previous result carried along the flow, so they need a fraction of the first's work.
+LATER_FRAMES_SHARE = 0.25
 # Light: below the slider's lowest style weight, so that a barely stylised photo is not a blurred one; at the
 # default style weight it only damps the finest grain.
 DEFAULT_TV_WEIGHT = 0.01
@@ -182,5 +187,41 @@ class StyleParams(BaseModel):
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> StyleParams:
+        """Build from loosely typed input (form fields, CLI flags), dropping keys that were left unset."""
+        return cls.model_validate({key: value for key, value in values.items() if value not in (None, "")})
+
+
+class ClipParams(BaseModel):
+    """What a video adds to ``StyleParams``, which shapes each of its frames (``core.video``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    temporal_weight: float = Field(
+        DEFAULT_TEMPORAL_WEIGHT,
+        ge=0,
+        le=1e6,
+        description=(
+            "How strongly each frame keeps to the previous frame's result carried along the motion, relative to "
+            "content_weight as style_weight is; more means less flicker, 0 stylises every frame on its own."
+        ),
+    )
+    frame_iterations: int | None = Field(
+        None,
+        ge=1,
+        le=5000,
+        description=(
+            "Optimiser steps for each frame after the first, which starts from its predecessor's result; "
+            f"omitted: {LATER_FRAMES_SHARE:g} of iterations."
+        ),
+    )
+
+    def later_frames(self, params: StyleParams) -> StyleParams:
+        """The parameters of every frame after the first: its iterations, at one scale, since it starts from the
+        previous result at full size and a coarse stage would throw that result's detail away."""
+        iterations = self.frame_iterations or max(1, round(params.iterations * LATER_FRAMES_SHARE))
+        return params.model_copy(update={"iterations": iterations, "multiscale": False})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ClipParams:
         """Build from loosely typed input (form fields, CLI flags), dropping keys that were left unset."""
         return cls.model_validate({key: value for key, value in values.items() if value not in (None, "")})
