@@ -8,6 +8,12 @@ The hierarchy, drawn as a tree::
     │   ├── TruncatedImage      the file ends before the picture does
     │   ├── ImageTooLarge       more pixels than allowed (decompression bombs land here)
     │   └── ImageTooSmall       a side shorter than the network can see
+    ├── InvalidVideo            the bytes cannot be used as a clip
+    │   ├── NotAVideo           not an MP4, WebM or GIF clip with a video stream PyAV can decode
+    │   ├── TruncatedVideo      the file ends before the clip does, or breaks off mid-stream
+    │   ├── EmptyVideo          a clip with no frame
+    │   ├── VideoTooLong        more seconds or frames than allowed
+    │   └── VideoTooLarge       more bytes, or frames of more pixels, than allowed
     ├── InvalidRequest          parameters that are valid alone but not together (e.g. blend vs styles)
     │   └── InvalidMask         a spatial-control mask that cannot steer its style
     │       ├── MaskAllBlack        a mask with no pixel above black: its style would paint nothing
@@ -65,6 +71,42 @@ class ImageTooSmall(InvalidImage):
     the run scales it to, to reach the deepest layer in use through the pooling stages before it."""
 
     code = "image_too_small"
+
+
+class InvalidVideo(RestyleError):
+    """An uploaded or given file cannot serve as a clip to stylise (``core.video.codec``)."""
+
+    code = "invalid_video"
+
+
+class NotAVideo(InvalidVideo):
+    """Not an MP4, WebM or GIF file, or one without a video stream that can be decoded."""
+
+    code = "not_a_video"
+
+
+class TruncatedVideo(InvalidVideo):
+    """The container's header promises more than the file holds, or decoding breaks off mid-stream."""
+
+    code = "truncated_video"
+
+
+class EmptyVideo(InvalidVideo):
+    """A clip that decodes to no frame at all."""
+
+    code = "empty_video"
+
+
+class VideoTooLong(InvalidVideo):
+    """More seconds or more frames than allowed; found before any frame is stylised."""
+
+    code = "video_too_long"
+
+
+class VideoTooLarge(InvalidVideo):
+    """A file of more bytes, or frames of more pixels, than allowed; checked before any frame is decoded."""
+
+    code = "video_too_large"
 
 
 class InvalidRequest(RestyleError):

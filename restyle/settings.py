@@ -10,7 +10,7 @@ import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from core.params import MAX_SIZE
 from core.units import parse_bytes
 from core.weights_download import IMAGENET_SHA256, IMAGENET_URL
+
+if TYPE_CHECKING:
+    from core.video.codec import ClipLimits
 
 # s3://bucket or s3://bucket/prefix, with a bucket name as S3 allows it.
 _S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
@@ -103,6 +106,12 @@ class Settings(BaseSettings):
     )
     max_image_pixels: int = Field(
         40_000_000, ge=256, description="Largest declared width×height of an upload (decompression-bomb guard)."
+    )
+    max_clip_bytes: int = Field(100 * 2**20, ge=1024, description="Largest clip to stylise, in bytes.")
+    max_clip_seconds: float = Field(60.0, gt=0, description="Longest clip, in seconds.")
+    max_clip_frames: int = Field(1500, ge=1, description="Most frames in a clip.")
+    max_clip_pixels: int = Field(
+        3840 * 2160, ge=256, description="Largest width×height of a clip's frames, read from its header."
     )
     max_queue_depth: int = Field(100, ge=1, description="Queued jobs beyond which POST /v1/jobs answers 503.")
     max_active_jobs_per_key: int = Field(
@@ -274,6 +283,12 @@ class Settings(BaseSettings):
     def redelivery_seconds(self) -> int:
         """The broker's visibility timeout: configured, or the job time limit plus ten minutes."""
         return self.visibility_timeout or int(self.job_time_limit) + 600
+
+    def clip_limits(self) -> ClipLimits:
+        """The ``max_clip_*`` settings as the codec checks them."""
+        from core.video.codec import ClipLimits  # PyAV loads with it, which only video work needs
+
+        return ClipLimits(self.max_clip_bytes, self.max_clip_seconds, self.max_clip_frames, self.max_clip_pixels)
 
     @property
     def open_mode(self) -> bool:

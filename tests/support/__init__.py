@@ -14,6 +14,7 @@
 - ``weights_server``: a loopback stand-in for the weights download (``WeightsServer``).
 - ``trained_weights``: Keras's trained ImageNet VGG16, cached once per machine outside the checkout.
 - ``webhook_urls``: webhook URLs that must be refused.
+- ``clips``: MP4, WebM and GIF clips written without the codec under test (``write_test_clip``).
 
 The fixtures built on them are in tests/conftest.py.
 """
