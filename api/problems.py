@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
-from core.errors import InvalidImage, InvalidRequest
+from core.errors import InvalidImage, InvalidRequest, InvalidVideo
 from restyle.jobs import IdempotencyConflict, InvalidTransition, JobNotFound, KeyAtCapacity, QueueFull
 from restyle.storage import StorageUnavailable
 from restyle.webhook_targets import InvalidWebhookUrl
@@ -237,6 +237,10 @@ async def _invalid_image(request: Request, error: InvalidImage) -> JSONResponse:
     return respond(request, 422, error.code, "Unusable image", error.message)
 
 
+async def _invalid_video(request: Request, error: InvalidVideo) -> JSONResponse:
+    return respond(request, 422, error.code, "Unusable clip", error.message)
+
+
 async def _invalid_request(request: Request, error: InvalidRequest) -> JSONResponse:
     return respond(request, 422, error.code, "Invalid request", error.message)
 
@@ -346,6 +350,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 _HANDLERS: dict[type[Exception], _Handler] = {
     Problem: _problem,
     InvalidImage: _invalid_image,
+    InvalidVideo: _invalid_video,
     InvalidRequest: _invalid_request,
     ValidationError: _invalid_params,
     RequestValidationError: _invalid_request_fields,

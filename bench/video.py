@@ -4,6 +4,7 @@ parameters. Usage, from the repository root:
 
     .venv/bin/python -m bench.video [--photo PATH] [--painting PATH] [--size 256] [--frames 6] [--pan 6]
                                     [--iterations 100] [--temporal-weight W] [--weights PATH] [--device cpu|cuda]
+                                    [--sheet PATH.jpg] [--gif PATH.gif]
 
 Printed per run: seconds for the first frame and per later frame, iterations of each, mean style error, and the
 temporal error as Ruder et al. report it: the mean squared difference (0–1 scale, per channel value) between each
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights", default="auto")
     parser.add_argument("--device", default=None)
     parser.add_argument("--sheet", type=Path, default=None, help="also save both runs' frames, one row each")
+    parser.add_argument(
+        "--gif", type=Path, default=None, help="also save both runs as one looping GIF, side by side, at 10 fps"
+    )
     args = parser.parse_args(argv)
 
     net = load_vgg(args.weights, args.device)
@@ -103,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.sheet is not None:
         save_sheet(args.sheet, [independent_images, temporal_images])
         print(f"wrote {args.sheet}")
+    if args.gif is not None:
+        save_gif(args.gif, independent_images, temporal_images)
+        print(f"wrote {args.gif}")
 
 
 def panned_clip(photo: Image.Image, size: int, count: int, pan: int) -> list[Image.Image]:
@@ -121,6 +128,19 @@ def save_sheet(path: Path, rows: Sequence[Sequence[Image.Image]]) -> None:
         for c, image in enumerate(row):
             sheet.paste(image, (c * width, r * height))
     sheet.save(path, quality=85)
+
+
+def save_gif(path: Path, left: Sequence[Image.Image], right: Sequence[Image.Image]) -> None:
+    """Each pair of frames side by side, looping at 10 frames a second: flicker shows as it does in a player."""
+    width, height = left[0].size
+    pairs = []
+    for one, other in zip(left, right, strict=True):
+        pair = Image.new("RGB", (width * 2 + 4, height), "white")
+        pair.paste(one, (0, 0))
+        pair.paste(other, (width + 4, 0))
+        pairs.append(pair)
+    first, *rest = pairs
+    first.save(path, format="GIF", save_all=True, append_images=rest, duration=100, loop=0)
 
 
 def _sync(net: FeatureNet) -> None:

@@ -215,6 +215,14 @@ class ClipParams(BaseModel):
         ),
     )
 
+    clip_format: Literal["mp4", "webm"] = Field(
+        "mp4", description="The stylised clip's container: mp4 (H.264, with AAC sound) or webm (VP9, with Opus sound)."
+    )
+
+    def total_iterations(self, params: StyleParams, frames: int) -> int:
+        """Every frame's iterations together: the first frame's, then each later frame's."""
+        return params.iterations + (frames - 1) * self.later_frames(params).iterations
+
     def later_frames(self, params: StyleParams) -> StyleParams:
         """The parameters of every frame after the first: its iterations, at one scale, since it starts from the
         previous result at full size and a coarse stage would throw that result's detail away."""

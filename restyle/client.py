@@ -3,6 +3,7 @@
     with Client("http://127.0.0.1:8000", api_key="…") as client:
         png = client.stylize("photo.jpg", ["starry-night.jpg"], style_weight=10, size=512)
         png = client.stylize("photo.jpg", ["starry-night.jpg", "the-scream.jpg"], masks={1: "sky.png", 2: "land.png"})
+        mp4 = client.stylize("clip.mp4", ["starry-night.jpg"], clip=True, size=256)
 
 Every error the client raises on purpose, drawn as a tree::
 
@@ -38,7 +39,7 @@ from typing import IO, Any, Literal, Protocol, Self, cast
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from core.params import StyleParams
+from core.params import ClipParams, StyleParams
 
 ImageInput = str | os.PathLike[str] | bytes | IO[bytes]
 """A path, the file's bytes, or an open binary file."""
@@ -72,7 +73,8 @@ class _Wire(BaseModel):
 
 class JobProgress(_Wire):
     """How far the optimisation is: iterations done of the total, the stage (1-based) of ``stages`` and its
-    ``size`` in pixels, and the estimated seconds left (None while unknown, or from an older service)."""
+    ``size`` in pixels, the estimated seconds left (None while unknown, or from an older service), and for a clip
+    the ``frame`` (1-based) of ``frames`` being stylised."""
 
     iteration: int = 0
     total: int
@@ -81,6 +83,8 @@ class JobProgress(_Wire):
     stages: int | None = None
     size: int | None = None
     remaining_seconds: float | None = None
+    frame: int | None = None
+    frames: int | None = None
 
 
 class JobError(_Wire):
@@ -101,12 +105,14 @@ class JobLinks(_Wire):
 
 
 class JobAttempt(_Wire):
-    """One run of a job: which worker, when, and how it ended (``lost`` when its worker died)."""
+    """One run of a job: which worker, when, how it ended (``lost`` when its worker died), and for a clip how many
+    of its frames this run finished."""
 
     worker: str
     started_at: datetime
     ended_at: datetime | None = None
     outcome: str
+    frames: int | None = None
 
 
 class Job(_Wire):
@@ -120,6 +126,8 @@ class Job(_Wire):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     params: dict[str, Any]
+    clip: dict[str, Any] | None = None
+    frames_done: int = 0
     style_count: int
     weights: str | None = None
     run_seconds: float | None = None
@@ -322,13 +330,14 @@ def _form_value(value: object) -> str:
     return str(value)
 
 
-def _form_fields(params: Mapping[str, object]) -> dict[str, str]:
-    """Form fields for the engine parameters; an unknown name fails here like a wrong keyword argument would."""
-    unknown = sorted(set(params) - set(StyleParams.model_fields))
+def _form_fields(params: Mapping[str, object], *, clip: bool = False) -> dict[str, str]:
+    """Form fields for the engine parameters, and a clip's; an unknown name fails here like a wrong keyword argument
+    would."""
+    known = [*StyleParams.model_fields, *(ClipParams.model_fields if clip else ())]
+    unknown = sorted(set(params) - set(known))
     if unknown:
-        raise TypeError(
-            f"unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(StyleParams.model_fields)}"
-        )
+        also = "" if clip else " (and, with clip=True, " + ", ".join(ClipParams.model_fields) + ")"
+        raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(known)}{also}")
     return {name: _form_value(value) for name, value in params.items() if value is not None}
 
 
@@ -385,9 +394,14 @@ class Client:
         source_masks: Mapping[int, MaskInput] | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
+        clip: bool = False,
         **params: Any,
     ) -> Job:
         """Queue a job: one photo, one to four paintings, and any engine parameters (see ``StyleParams``).
+
+        With ``clip``, ``content`` is a video (MP4, WebM or GIF) stylised frame by frame into one of the same frame
+        rate and sound, and ``params`` may also hold ``ClipParams``' fields (``temporal_weight``,
+        ``frame_iterations``, ``clip_format``).
 
         ``masks`` maps a style's number (from 1, in the order of ``styles``) to a mask over the photo: where that
         style paints, grey levels being weights (black and transparent none, white full), any size.
@@ -397,11 +411,11 @@ class Client:
         same job instead of a second one.
         """
         style_list = _as_sequence(styles)
-        files = [("content", _image_part(content, "content"))]
+        files = [("clip" if clip else "content", _image_part(content, "clip" if clip else "content"))]
         files += [("style", _image_part(style, f"style-{n}")) for n, style in enumerate(style_list, 1)]
         files += _mask_parts(masks, len(style_list), source=False)
         files += _mask_parts(source_masks, len(style_list), source=True)
-        data = _form_fields(params)
+        data = _form_fields(params, clip=clip)
         if webhook_url:
             data["webhook_url"] = webhook_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -416,7 +430,8 @@ class Client:
         return self._job(self._http.post(f"/v1/jobs/{job_id}/cancel"))
 
     def result(self, job_id: str) -> bytes:
-        """The finished image's bytes (PNG unless ``output_format`` said otherwise); ``Conflict`` before then."""
+        """The finished image's bytes (PNG unless ``output_format`` said otherwise), or a clip's video (MP4 unless
+        ``clip_format`` said otherwise); ``Conflict`` before then."""
         # A service with RESTYLE_RESULT_REDIRECT answers 307 to a presigned URL of its object store; httpx
         # drops the API key when it follows a redirect to another origin.
         response = self._http.get(f"/v1/jobs/{job_id}/result", follow_redirects=True)
@@ -461,15 +476,16 @@ class Client:
         masks: Mapping[int, MaskInput] | None = None,
         source_masks: Mapping[int, MaskInput] | None = None,
         timeout: float | None = None,
+        clip: bool = False,
         **params: Any,
     ) -> bytes:
-        """Submit, wait and download in one call: the result image's bytes; ``masks`` and ``source_masks`` as
-        ``submit`` takes them.
+        """Submit, wait and download in one call: the result image's bytes (a clip's video with ``clip``);
+        ``masks``, ``source_masks`` and ``clip`` as ``submit`` takes them.
 
         Raises ``JobFailed`` or ``JobCanceled`` when there is no result, ``WaitTimeout`` after ``timeout``
         seconds (the job keeps running; its id is on the exception's ``job``).
         """
-        submitted = self.submit(content, styles, masks=masks, source_masks=source_masks, **params)
+        submitted = self.submit(content, styles, masks=masks, source_masks=source_masks, clip=clip, **params)
         job = self.wait(submitted.id, on_progress=on_progress, timeout=timeout)
         if job.status == "canceled":
             raise JobCanceled(job)

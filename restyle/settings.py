@@ -126,7 +126,9 @@ class Settings(BaseSettings):
     retention_seconds: int = Field(
         7 * 86400, ge=60, description="How long a job and its files are kept after its last change."
     )
-    job_time_limit: float = Field(3600.0, gt=0, description="A run longer than this is stopped and the job fails.")
+    job_time_limit: float = Field(
+        3600.0, gt=0, description="A run longer than this is stopped and the job fails; for a clip, each frame."
+    )
     lease_seconds: float = Field(
         10.0,
         gt=0,

@@ -32,6 +32,7 @@ from restyle.broker import STYLIZE_TASK, enqueue
 from restyle.jobs import InvalidTransition, JobNotFound, JobRecord, Run, input_keys, mask_key, mask_name
 from restyle.storage import ObjectNotFound, StorageUnavailable
 from worker.app import app
+from worker.clips import ClipDone, remove_frames, stylize_clip_and_store
 from worker.keeper import LeaseKeeper
 from worker.runtime import Runtime, runtime
 
@@ -93,6 +94,8 @@ def run_job(state: Runtime, run: Run) -> None:
                 )
             ):
                 log.info("job %s: succeeded in %.1f s with weights %s", job_id, result.seconds, result.weights)
+                if isinstance(result, ClipDone):
+                    _remove_frames(state, run)
         except Cancelled:
             if callbacks.stopped_for == "shutdown":
                 if record(run.hand_back):
@@ -116,16 +119,18 @@ def run_job(state: Runtime, run: Run) -> None:
             fail("internal_error", f"the worker failed unexpectedly ({type(error).__name__}: {error})")
 
 
-def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> Stylized:
-    """Run the engine on the job's stored inputs and store this run's result."""
+def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> Stylized | ClipDone:
+    """Run the engine on the job's stored inputs and store this run's result: a picture, or a clip's frames."""
     settings, record = state.settings, run.record
     content_key, style_keys = input_keys(record.id, record.style_count)
-    content = decode_image(state.storage.get(content_key), max_pixels=settings.max_image_pixels, name="content")
     styles = [
         decode_image(state.storage.get(key), max_pixels=settings.max_image_pixels, name=f"style {index}")
         for index, key in enumerate(style_keys, start=1)
     ]
     masks = _load_masks(state, record)
+    if record.clip is not None:
+        return stylize_clip_and_store(state, run, callbacks, styles, masks)
+    content = decode_image(state.storage.get(content_key), max_pixels=settings.max_image_pixels, name="content")
     net = state.network()
     result = stylize(
         content,
@@ -141,6 +146,14 @@ def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> 
     )
     state.storage.put(run.result_key, encode_image(result.image, record.params.output_format))
     return result
+
+
+def _remove_frames(state: Runtime, run: Run) -> None:
+    """A succeeded clip's frames are in its result; left behind if the store fails now, retention takes them."""
+    try:
+        remove_frames(state.storage, run.record)
+    except StorageUnavailable as error:
+        log.warning("job %s: finished frames not removed (%s); retention will", run.job_id, error.message)
 
 
 def _load_masks(state: Runtime, record: JobRecord) -> list[StyleMask | None] | None:
@@ -208,21 +221,35 @@ class EngineCallbacks:
         self.stopped_for: StopReason | None = None
         self._last_write = float("-inf")
 
-    def progress(self, progress: Progress) -> None:
-        """Write at most every ``progress_interval`` seconds, and always the last iteration."""
+    def progress(
+        self,
+        progress: Progress,
+        *,
+        iteration: int | None = None,
+        total: int | None = None,
+        remaining: float | None = None,
+        frame: int | None = None,
+        frames: int | None = None,
+    ) -> None:
+        """Write at most every ``progress_interval`` seconds, and always the last iteration. A clip's run counts
+        ``iteration`` of ``total`` over all its frames, with the ``frame`` of ``frames`` and the clip's time left."""
+        iteration = progress.iteration if iteration is None else iteration
+        total = progress.total if total is None else total
         now = time.monotonic()
-        if progress.iteration < progress.total and now - self._last_write < self.interval:
+        if iteration < total and now - self._last_write < self.interval:
             return
         self._last_write = now
         try:
             self.run.report_progress(
-                progress.iteration,
-                progress.total,
+                iteration,
+                total,
                 progress.losses,
                 stage=progress.stage,
                 stages=progress.stages,
                 size=progress.size,
-                remaining_seconds=progress.remaining,
+                remaining_seconds=progress.remaining if frame is None else remaining,
+                frame=frame,
+                frames=frames,
             )
         except (InvalidTransition, JobNotFound):
             self.keeper.lost.set()  # fenced: the job is another run's (or gone); stop at the next iteration
@@ -249,11 +276,21 @@ class EngineCallbacks:
     def snapshot(self, iteration: int, image: Image.Image) -> None:
         """Store a small JPEG of the picture so far, for live previews; one that cannot be stored is skipped (the
         job needs none, and the next may be)."""
+        self._preview(image, lambda: self.run.record_preview(iteration))
+
+    def frame_finished(self, done: int, iteration: int, image: Image.Image) -> None:
+        """Count a clip's frames up to ``done`` as finished (the last one already stored) and show it as the preview;
+        a count that cannot be written is made up by the next run, which finds the frame stored. The time limit
+        starts again for the next frame: it bounds each frame of a clip, whose length the limits on clips bound."""
+        self._preview(image, lambda: self.run.record_frame(done, iteration))
+        self.deadline = time.monotonic() + self.state.settings.job_time_limit
+
+    def _preview(self, image: Image.Image, record: Callable[[], object]) -> None:
         side = self.state.settings.preview_size
         small = fit_longest_side(image, side) if max(image.size) > side else image
         try:
             self.state.storage.put(self.run.preview_key, encode_image(small, "jpeg"))
-            self.run.record_preview(iteration)
+            record()
         except (InvalidTransition, JobNotFound):
             self.keeper.lost.set()
         except (OSError, StorageUnavailable, redis.RedisError) as error:

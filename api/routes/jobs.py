@@ -22,6 +22,7 @@ from api.uploads import RawSubmission, Submission, form_schema, read_form, rewou
 from core.images import MEDIA_TYPES
 from core.networks import network_of_weights
 from core.params import StyleParams
+from core.video.codec import MEDIA_TYPES as CLIP_MEDIA_TYPES
 from restyle.broker import enqueue
 from restyle.jobs import JobProgress, JobPublic, JobRecord, Limits, input_keys, job_folder, mask_key, new_job_id
 from restyle.storage import ObjectNotFound, Storage, StorageUnavailable
@@ -37,7 +38,12 @@ JobId = Annotated[
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 _EVENT_EXAMPLE = 'event: job\nid: 3\ndata: {"id": "0190f5c2-…", "status": "running", "progress": {…}, …}\n\n'
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()}}
+    200: {
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in [*MEDIA_TYPES.values(), *CLIP_MEDIA_TYPES.values()]
+        }
+    }
 }
 _REDIRECT_RESPONSE: dict[int | str, dict[str, Any]] = {
     307: {
@@ -147,7 +153,11 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         if replay is not None:
             return replay, False
     submission = validate(
-        raw, max_pixels=settings.max_image_pixels, max_size=settings.max_size, webhooks=services.webhooks
+        raw,
+        max_pixels=settings.max_image_pixels,
+        max_size=settings.max_size,
+        webhooks=services.webhooks,
+        clip_limits=settings.clip_limits(),
     )
     _check_layers_served(services, submission.params)
     # The record comes first, so every stored file belongs to a job that retention will clean up, even if this
@@ -160,7 +170,9 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         style_count=len(submission.styles),
         masks=sorted(submission.masks),
         source_masks=sorted(submission.source_masks),
-        progress=JobProgress(total=submission.params.iterations),
+        progress=JobProgress(total=_total_iterations(submission), frames=submission.frames),
+        clip=submission.clip,
+        clip_frames=submission.frames,
         created_at=datetime.now(UTC),
         webhook_url=submission.webhook_url,
         webhook_status="pending" if submission.webhook_url else None,
@@ -186,6 +198,12 @@ def _submit(services: Services, owner: str, raw: RawSubmission, idempotency_key:
         return stored, True
     store.mark_sent(job_id)
     return stored, True
+
+
+def _total_iterations(submission: Submission) -> int:
+    if submission.clip is None or submission.frames is None:
+        return submission.params.iterations
+    return submission.clip.total_iterations(submission.params, submission.frames)
 
 
 def _check_layers_served(services: Services, params: StyleParams) -> None:
@@ -280,18 +298,24 @@ def cancel_job(request: Request, services: ServicesDep, owner: OwnerDep, job_id:
     },
 )
 def get_result(services: ServicesDep, owner: OwnerDep, job_id: JobId) -> Response:
-    """The picture, with the Content-Type of the job's `output_format`; `409` until the job has succeeded.
+    """The picture, with the Content-Type of the job's `output_format`, or a clip's video in its `clip_format`;
+    `409` until the job has succeeded.
     With `RESTYLE_RESULT_REDIRECT` and an object store, `307` to a short-lived URL of the picture there."""
     record = services.store.get_owned(job_id, owner)
     if record.status in ("queued", "running"):
         raise ResultNotReady(f"job {job_id} is {record.status}; poll it until its status is succeeded")
     if record.status != "succeeded" or record.result_key is None:
         raise NoResult(f"job {job_id} {record.status}; it has no result")
-    extension = "jpg" if record.params.output_format == "jpeg" else record.params.output_format
+    extension: str
+    if record.clip is not None:
+        extension, media_type = record.clip.clip_format, CLIP_MEDIA_TYPES[record.clip.clip_format]
+    else:
+        extension = "jpg" if record.params.output_format == "jpeg" else record.params.output_format
+        media_type = MEDIA_TYPES[record.params.output_format]
     return _download(
         services,
         record.result_key,
-        media_type=MEDIA_TYPES[record.params.output_format],
+        media_type=media_type,
         filename=f"restyle-{job_id}.{extension}",
         cache_control="private, max-age=31536000, immutable",
         missing=f"the result of job {job_id} is no longer stored",

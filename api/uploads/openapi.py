@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.uploads.parsing import CONTENT_FIELD, MASK_FIELDS, SIZE_FIELD, STYLE_FIELD, WEBHOOK_FIELD
+from pydantic import BaseModel
+
+from api.uploads.parsing import CLIP_FIELD, CONTENT_FIELD, MASK_FIELDS, SIZE_FIELD, STYLE_FIELD, WEBHOOK_FIELD
 from api.uploads.validation import default_size
-from core.params import MAX_STYLES, StyleParams
+from core.params import MAX_STYLES, ClipParams, StyleParams
 
 _NULLABLE_KEYS = ("anyOf", "default")
 
@@ -19,6 +21,14 @@ def form_schema() -> dict[str, Any]:
     """The OpenAPI request body of POST /v1/jobs, derived from StyleParams so it cannot drift."""
     properties: dict[str, Any] = {
         CONTENT_FIELD: {"type": "string", "format": "binary", "description": "The photo to repaint."},
+        CLIP_FIELD: {
+            "type": "string",
+            "format": "binary",
+            "description": "Instead of `content`: a video (MP4, WebM or GIF) to repaint frame by frame, each frame "
+            "held to the one before it so the strokes do not flicker. The result is a clip in `clip_format`, with the "
+            "video's frame rate and sound. Limits: RESTYLE_MAX_CLIP_BYTES, _SECONDS, _FRAMES and _PIXELS, each "
+            "refused with `422` before the job is queued.",
+        },
         STYLE_FIELD: {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
@@ -29,21 +39,13 @@ def form_schema() -> dict[str, Any]:
     }
     for name, (number, source) in MASK_FIELDS.items():
         properties[name] = {"type": "string", "format": "binary", "description": _mask_description(number, source)}
-    for name, schema in StyleParams.model_json_schema()["properties"].items():
-        info = StyleParams.model_fields[name]
-        default = info.get_default(call_default_factory=True)
-        if _is_scalar(schema):
-            properties[name] = schema
-        elif _is_scalar(branch := _not_null(schema)):
-            # A form cannot send null: the field is left out instead, so it is documented without a default.
-            properties[name] = {**branch, **{key: value for key, value in schema.items() if key not in _NULLABLE_KEYS}}
-        else:  # mappings and lists travel as text in a form: 'relu1_1:1,relu2_1:0.5', '3,1'
-            properties[name] = {
-                "type": "string",
-                "title": schema.get("title", name),
-                "description": info.description,
-                "example": _as_form_text(default) if default is not None else "3,1",
-            }
+    properties.update(_field_schemas(StyleParams))
+    properties.update(
+        {
+            name: {**schema, "description": f"Only with `clip`. {schema.get('description', '')}"}
+            for name, schema in _field_schemas(ClipParams).items()
+        }
+    )
     properties[WEBHOOK_FIELD] = {
         "type": "string",
         "format": "uri",
@@ -58,17 +60,49 @@ def form_schema() -> dict[str, Any]:
                     # Any other field is refused (StyleParams forbids extras), so the form documents exactly these.
                     "schema": {
                         "type": "object",
-                        "required": [CONTENT_FIELD, STYLE_FIELD],
+                        "required": [STYLE_FIELD],
                         "properties": properties,
                         "additionalProperties": False,
+                        # A photo, or a clip with the fields only a clip takes (``false``: the field must be absent).
+                        "oneOf": [
+                            {
+                                "required": [CONTENT_FIELD],
+                                "properties": {name: False for name in [CLIP_FIELD, *ClipParams.model_fields]},
+                            },
+                            {"required": [CLIP_FIELD], "properties": {CONTENT_FIELD: False}},
+                        ],
                     },
                     "encoding": {
-                        name: {"contentType": "image/*"} for name in [CONTENT_FIELD, STYLE_FIELD, *MASK_FIELDS]
+                        **{name: {"contentType": "image/*"} for name in [CONTENT_FIELD, STYLE_FIELD, *MASK_FIELDS]},
+                        # MP4, WebM or GIF, told apart by the bytes themselves (the part's media type is not read).
+                        CLIP_FIELD: {"contentType": "application/octet-stream"},
                     },
                 }
             },
         }
     }
+
+
+def _field_schemas(model: type[BaseModel]) -> dict[str, Any]:
+    """Each field of ``model`` as a form field: scalars as they are, a nullable scalar as the scalar (a form cannot
+    send null: the field is left out instead, so it is documented without a default), mappings and lists as text
+    ('relu1_1:1,relu2_1:0.5', '3,1')."""
+    fields: dict[str, Any] = {}
+    for name, schema in model.model_json_schema()["properties"].items():
+        info = model.model_fields[name]
+        default = info.get_default(call_default_factory=True)
+        if _is_scalar(schema):
+            fields[name] = schema
+        elif _is_scalar(branch := _not_null(schema)):
+            fields[name] = {**branch, **{key: value for key, value in schema.items() if key not in _NULLABLE_KEYS}}
+        else:
+            fields[name] = {
+                "type": "string",
+                "title": schema.get("title", name),
+                "description": info.description,
+                "example": _as_form_text(default) if default is not None else "3,1",
+            }
+    return fields
 
 
 def cap_size(openapi: dict[str, Any], max_size: int) -> None:

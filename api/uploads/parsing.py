@@ -20,6 +20,7 @@ from core.params import MAX_STYLES
 from restyle.jobs import mask_name
 
 CONTENT_FIELD = "content"
+CLIP_FIELD = "clip"
 STYLE_FIELD = "style"
 WEBHOOK_FIELD = "webhook_url"
 SIZE_FIELD = "size"
@@ -30,12 +31,13 @@ MASK_FIELDS = {
     for source in (False, True)
     for number in range(1, MAX_STYLES + 1)
 }
-_FILE_FIELDS = {CONTENT_FIELD, STYLE_FIELD, *MASK_FIELDS}
+_FILE_FIELDS = {CONTENT_FIELD, CLIP_FIELD, STYLE_FIELD, *MASK_FIELDS}
 
 
 @dataclass(frozen=True)
 class RawSubmission:
-    """The form split into files and fields, before any expensive check."""
+    """The form split into files and fields, before any expensive check; ``content`` is the photo, or the video
+    when ``is_clip`` (sent as ``clip``)."""
 
     content: UploadFile
     styles: list[UploadFile]
@@ -43,12 +45,19 @@ class RawSubmission:
     # Style number (from 1) → its mask over the photo, and over its painting; only styles that were sent.
     masks: dict[int, UploadFile] = field(default_factory=dict)
     source_masks: dict[int, UploadFile] = field(default_factory=dict)
+    is_clip: bool = False
+
+    @property
+    def content_field(self) -> str:
+        return CLIP_FIELD if self.is_clip else CONTENT_FIELD
 
     def fingerprint(self) -> str:
         """Identifies the request, to tell a replay from a reused Idempotency-Key; slow (it reads every file,
         streamed), so call it off the event loop. A request without masks keeps the fingerprint it had before
         masks existed, so its key still replays."""
         digest = hashlib.sha256()
+        if self.is_clip:  # the same file sent as a photo asks for another job
+            digest.update(b"clip\0")
         for key in sorted(self.fields):
             digest.update(f"{key}={self.fields[key]}\0".encode())
         for upload in [self.content, *self.styles]:
@@ -61,8 +70,8 @@ class RawSubmission:
 
 
 async def read_form(request: Request) -> RawSubmission:
-    """Parse the multipart body and check its shape: one content file, 1–4 style files, masks only for styles that
-    were sent, text fields."""
+    """Parse the multipart body and check its shape: one content file (or one clip), 1–4 style files, masks only for
+    styles that were sent, text fields."""
     media_type, _ = parse_options_header(request.headers.get("content-type", ""))
     if media_type != b"multipart/form-data":
         raise UnsupportedMediaType(
@@ -75,13 +84,15 @@ async def read_form(request: Request) -> RawSubmission:
     unexpected = sorted({key for key, value in form.multi_items() if isinstance(value, UploadFile)} - _FILE_FIELDS)
     if unexpected:
         raise InvalidUpload(
-            f"unexpected file field(s) {', '.join(unexpected)}: send the photo as 'content', paintings as 'style', "
-            f"and masks as 'mask_N' or 'source_mask_N' for style N (1 to {MAX_STYLES})"
+            f"unexpected file field(s) {', '.join(unexpected)}: send the photo as 'content' (or a video as 'clip'), "
+            f"paintings as 'style', and masks as 'mask_N' or 'source_mask_N' for style N (1 to {MAX_STYLES})"
         )
     contents = _files(form, CONTENT_FIELD)
+    clips = _files(form, CLIP_FIELD)
     styles = _files(form, STYLE_FIELD)
-    if len(contents) != 1:
-        raise InvalidUpload(f"send exactly one 'content' file, not {len(contents)}")
+    if len(contents) + len(clips) != 1:
+        sent = f"{len(contents)} 'content' and {len(clips)} 'clip' files"
+        raise InvalidUpload(f"send exactly one 'content' file (a photo) or one 'clip' file (a video), not {sent}")
     if not 1 <= len(styles) <= MAX_STYLES:
         raise InvalidUpload(f"send between 1 and {MAX_STYLES} 'style' files (repeat the field), not {len(styles)}")
     masks, source_masks = _masks(form, len(styles))
@@ -92,7 +103,14 @@ async def read_form(request: Request) -> RawSubmission:
         if key in fields:
             raise InvalidField(key, "give this field once")
         fields[key] = value
-    return RawSubmission(content=contents[0], styles=styles, fields=fields, masks=masks, source_masks=source_masks)
+    return RawSubmission(
+        content=(contents or clips)[0],
+        styles=styles,
+        fields=fields,
+        masks=masks,
+        source_masks=source_masks,
+        is_clip=bool(clips),
+    )
 
 
 def _masks(form: FormData, style_count: int) -> tuple[dict[int, UploadFile], dict[int, UploadFile]]:

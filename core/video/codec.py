@@ -33,7 +33,8 @@ InputContainer = Literal["mp4", "webm", "gif"]
 OutputContainer = Literal["mp4", "webm"]
 
 _NAMES: dict[InputContainer, str] = {"mp4": "MP4", "webm": "WebM", "gif": "GIF"}
-MEDIA_TYPES: dict[str, str] = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+# What a written clip is served as.
+MEDIA_TYPES: dict[OutputContainer, str] = {"mp4": "video/mp4", "webm": "video/webm"}
 # The FFmpeg demuxer each accepted container is read with; never left to FFmpeg's own probing, which would also
 # accept playlists that fetch other addresses.
 _DEMUXERS: dict[InputContainer, str] = {"mp4": "mp4", "webm": "matroska", "gif": "gif"}
@@ -140,6 +141,12 @@ def read_frames(path: Path, *, name: str = "clip", skip: int = 0) -> Iterator[Im
                     yield frame.to_image().convert("RGB")
         except av.FFmpegError as error:
             raise TruncatedVideo(f"{name} is truncated or damaged: decoding stopped ({error.strerror})") from error
+
+
+def frame_rate(path: Path, *, name: str = "clip") -> Fraction:
+    """The clip's average frame rate, from its header: the rate ``write_clip`` keeps it at."""
+    with _opened(path, _sniffed(path, name), name) as source:
+        return _frame_rate(_video_stream(source, name))
 
 
 def write_clip(

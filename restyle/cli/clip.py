@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from core.errors import RestyleError
 from core.params import ClipParams, StyleParams
-from core.schedule import plan_stages
 from restyle.cli.arguments import fail
 from restyle.cli.stylize import (
     BAR_FORMAT,
@@ -85,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             raise Unusable("--save-every writes pictures of one run; a clip has none to write")
         if args.output_format is not None:
             raise Unusable(f"--output-format is for pictures; -o {args.output} names the clip's format")
+        implied = _CLIP_SUFFIXES[args.output.suffix.lower()]
+        if args.clip_format not in (None, implied):
+            raise Unusable(f"-o {args.output} names a {implied} clip but --clip-format is {args.clip_format}")
         params = style_params(args, None)
         clip = ClipParams.from_mapping({name: getattr(args, name) for name in ClipParams.model_fields})
         check_writable(args.output)
@@ -139,9 +141,8 @@ def _stylize_clip(
     from core.video.clip import stylize_frames
     from core.video.codec import read_frames, write_clip
 
-    first_total = sum(stage.iterations for stage in plan_stages(params))
-    later_total = clip.later_frames(params).iterations
-    total = first_total + (info.frames - 1) * later_total
+    first_total, later_total = params.iterations, clip.later_frames(params).iterations
+    total = clip.total_iterations(params, info.frames)
     finished: list[_Finished] = []
     with (
         tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr, bar_format=BAR_FORMAT) as bar,

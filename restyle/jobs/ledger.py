@@ -19,7 +19,7 @@ from redis.client import Pipeline
 from restyle.jobs.errors import JobNotFound
 from restyle.jobs.keys import JobKeys
 from restyle.jobs.queue import JobQueue
-from restyle.jobs.records import JOB_ID, JobProgress, JobRecord, JobStatus
+from restyle.jobs.records import JOB_ID, JobRecord, JobStatus
 
 # Upper bounds (seconds) of the run-duration histogram exposed on /metrics.
 DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
@@ -47,7 +47,7 @@ def run_cleared(record: JobRecord, **changes: object) -> JobRecord:
     """``record`` with ``changes`` and without what an earlier run left: progress, losses, preview."""
     return record.model_copy(
         update={
-            "progress": JobProgress(total=record.params.iterations),
+            "progress": record.fresh_progress(),
             "losses": {},
             "preview_key": None,
             "preview_iteration": None,

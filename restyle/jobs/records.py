@@ -1,7 +1,8 @@
 """What is stored about a job, and how clients see it: records, runs, public views, ids and file keys.
 
-Every file of a job lives under its ``job_folder``: the photo, the paintings and their masks as uploaded, each
-run's result and preview. Retention and a withdrawn submission remove that folder whole.
+Every file of a job lives under its ``job_folder``: the photo (or clip), the paintings and their masks as uploaded,
+each run's result and preview, and a clip's finished frames. Retention and a withdrawn submission remove that
+folder whole.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.params import MAX_STYLES, StyleParams
+from core.params import MAX_STYLES, ClipParams, StyleParams
 from restyle.weights_notice import WEIGHTS_DESCRIPTION
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
@@ -47,6 +48,10 @@ class JobProgress(BaseModel):
     remaining_seconds: float | None = Field(
         None, description="Estimated time left for the whole run; null until it can be estimated.", examples=[95.0]
     )
+    frame: int | None = Field(
+        None, description="A clip's frame being stylised now, from 1; null for a picture.", examples=[12]
+    )
+    frames: int | None = Field(None, description="How many frames the clip has; null for a picture.", examples=[48])
 
 
 class JobError(BaseModel):
@@ -65,6 +70,7 @@ class JobAttempt(BaseModel):
     started_at: datetime
     ended_at: datetime | None = None
     outcome: RunOutcome = Field("running", examples=["succeeded"])
+    frames: int | None = Field(None, description="A clip's frames this run finished and kept; null for a picture.")
 
 
 class JobRun(JobAttempt):
@@ -95,6 +101,11 @@ class JobRecord(BaseModel):
     source_masks: list[StyleNumber] = Field(default_factory=list)
     progress: JobProgress
     losses: dict[str, float] = Field(default_factory=dict)
+    # A clip's job: what the video adds to the parameters, its frame count, and how many of its frames are stored
+    # as checkpoints (``frame_key``), which a later run resumes after.
+    clip: ClipParams | None = None
+    clip_frames: int | None = None
+    frames_done: int = 0
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -117,6 +128,17 @@ class JobRecord(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def total_iterations(self) -> int:
+        """Iterations of the whole job: a picture's, or every frame's of a clip."""
+        if self.clip is None or self.clip_frames is None:
+            return self.params.iterations
+        return self.clip.total_iterations(self.params, self.clip_frames)
+
+    def fresh_progress(self) -> JobProgress:
+        """The progress of a run that has done nothing yet."""
+        return JobProgress(total=self.total_iterations, frames=self.clip_frames)
 
     def held_by(self, token: str) -> bool:
         """Whether the run holding ``token`` is the one this job is running now (the fencing check)."""
@@ -152,6 +174,13 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     params: StyleParams = Field(description="The parameters used, defaults filled in.")
     style_count: int
+    clip: ClipParams | None = Field(
+        description="For a clip (sent as `clip`): what the video adds to the parameters, defaults filled in; null "
+        "for a picture."
+    )
+    frames_done: int = Field(
+        description="A clip's frames finished and kept: a run after a lost one resumes after them.", examples=[11]
+    )
     masks: list[int] = Field(
         description="The styles, numbered from 1, sent with a mask over the photo (`mask_N`): where each paints.",
         examples=[[1]],
@@ -199,6 +228,8 @@ class JobPublic(BaseModel):
                     "started_at",
                     "finished_at",
                     "params",
+                    "clip",
+                    "frames_done",
                     "style_count",
                     "masks",
                     "source_masks",
@@ -251,6 +282,16 @@ def mask_key(job_id: str, style_number: int, *, source: bool = False) -> str:
     """Storage key of the mask of style ``style_number`` (from 1) over the photo, or over its painting when
     ``source``."""
     return f"{job_folder(job_id)}/{mask_name(style_number, source=source)}"
+
+
+def frame_key(job_id: str, index: int) -> str:
+    """Storage key of a clip's finished frame ``index`` (from 0), a PNG: one key per frame, whichever run made it, so
+    a run resuming the clip finds every frame its predecessors finished."""
+    return f"{job_folder(job_id)}/frames/{index:05d}"
+
+
+def frames_folder(job_id: str) -> str:
+    return f"{job_folder(job_id)}/frames"
 
 
 def result_key(job_id: str, run: int) -> str:

@@ -124,8 +124,11 @@ class Run:
         stages: int | None = None,
         size: int | None = None,
         remaining_seconds: float | None = None,
+        frame: int | None = None,
+        frames: int | None = None,
     ) -> None:
-        """Record how far the run is: iterations, the stage of the schedule, and the estimated time left."""
+        """Record how far the run is: iterations, the stage of the schedule, the estimated time left, and for a
+        clip the frame (from 1) of how many."""
         percent = round(100.0 * iteration / total, 1) if total else 0.0
         progress = JobProgress(
             iteration=iteration,
@@ -135,6 +138,8 @@ class Run:
             stages=stages,
             size=size,
             remaining_seconds=remaining_seconds,
+            frame=frame,
+            frames=frames,
         )
         self._write("given progress", lambda record: record.model_copy(update={"progress": progress, "losses": losses}))
 
@@ -142,6 +147,18 @@ class Run:
         """Point the job at this run's newest snapshot (already stored under ``preview_key``)."""
         changes = {"preview_key": self.preview_key, "preview_iteration": iteration}
         self._write("given a preview", lambda record: record.model_copy(update=changes))
+
+    def record_frame(self, done: int, iteration: int) -> None:
+        """Count a clip's first ``done`` frames as finished (the last of them already stored under ``frame_key``) and
+        point the job's preview at it (already stored under ``preview_key``)."""
+        changes = {"frames_done": done, "preview_key": self.preview_key, "preview_iteration": iteration}
+
+        def count(record: JobRecord) -> JobRecord:
+            current = record.runs[-1]
+            counted = current.model_copy(update={"frames": (current.frames or 0) + 1})
+            return record.model_copy(update={**changes, "runs": [*record.runs[:-1], counted]})
+
+        self._write("given a frame", count)
 
     def succeed(self, *, weights: str, run_seconds: float, losses: dict[str, float], iterations: int) -> JobRecord:
         """running → succeeded, with this run's result (already stored under ``result_key``)."""

@@ -25,6 +25,8 @@ from schemathesis import Case, GenerationMode, HookContext
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import CheckFailureInfo, ScenarioRecorder
 
+from core.params import ClipParams
+
 SEED = 20_260_601
 # Per operation in the examples and fuzzing phases; scenarios in the stateful phase, each up to STATEFUL_STEPS calls.
 MAX_EXAMPLES = 25
@@ -130,12 +132,15 @@ def conformance_config(authorization: str) -> schemathesis.Config:
 def submit_real_pictures(context: HookContext, case: Case[Any]) -> Case[Any]:
     """Schema-valid submissions carry decodable pictures: Schemathesis makes 1×1 images, which the engine cannot
     use (image_too_small), and a job has to be accepted for the stateful phase to follow it. Its masks become a
-    usable mask, kept only for styles that were sent. Negative cases keep whatever Schemathesis made."""
+    usable mask, kept only for styles that were sent; a clip's form becomes a photo's (clip jobs are tested through
+    the queue in tests/worker/test_clips.py). Negative cases keep whatever Schemathesis made."""
     meta = case.meta
     if case.operation.label != SUBMIT or meta is None or meta.generation.mode is not GenerationMode.POSITIVE:
         return case
     if isinstance(case.body, dict) and isinstance(case.body.get("style"), list):
         form: dict[str, Any] = case.body  # file fields hold bytes, which the JSON-typed Body leaves out
+        for name in ["clip", *ClipParams.model_fields]:  # a clip job would take this run's worker minutes
+            form.pop(name, None)
         form["content"] = PHOTO
         form["style"] = [PAINTING] * len(form["style"])
         for field in [name for name in form if name.startswith(("mask_", "source_mask_"))]:

@@ -68,6 +68,8 @@ def test_a_finished_job_reports_weights_losses_and_parameters(client: httpx.Clie
         "stages": 1,
         "size": 32,
         "remaining_seconds": 0.0,
+        "frame": None,  # a picture has no frames
+        "frames": None,
     }
 
 

@@ -29,6 +29,8 @@ from restyle.jobs import JobPublic, input_keys
 from restyle.settings import Settings
 from tests.client.served import Served, key_of
 from tests.core.pictures import encoded
+from tests.core.test_video import panned_frames
+from tests.support.clips import clip_streams, write_test_clip
 
 TINY: dict[str, Any] = {"size": 32, "iterations": 3}
 
@@ -71,6 +73,35 @@ def test_on_progress_sees_the_iterations_rise_to_the_total(
     assert seen[-1].status == "succeeded"
     last = seen[-1].progress
     assert (last.stage, last.stages, last.size, last.remaining_seconds) == (1, 1, 32, 0.0)
+
+
+def test_stylize_with_clip_returns_a_video_of_every_frame_with_progress_by_frame(
+    worker: object, restyle: Client, paintings: list[bytes], tmp_path: Path
+) -> None:
+    clip = write_test_clip(tmp_path / "clip.gif", panned_frames(3), "gif")
+    seen: list[Job] = []
+
+    data = restyle.stylize(clip, paintings[:1], on_progress=seen.append, clip=True, size=32, iterations=4)
+
+    (tmp_path / "result.mp4").write_bytes(data)
+    assert clip_streams(tmp_path / "result.mp4")["frames"] == 3
+    frames = [job.progress.frame for job in seen if job.progress.frame is not None]
+    assert frames == sorted(frames) and frames[-1] == 3
+    assert (seen[-1].frames_done, seen[-1].runs[-1].frames) == (3, 3)
+
+
+def test_a_submitted_clip_reports_its_frames_and_clip_parameters(
+    idle_restyle: Client, paintings: list[bytes], tmp_path: Path
+) -> None:
+    clip = write_test_clip(tmp_path / "clip.mp4", panned_frames(3), "mp4")
+
+    job = idle_restyle.submit(clip, paintings[:1], clip=True, temporal_weight=3, **TINY)
+
+    assert (job.progress.frames, job.clip) == (
+        3,
+        {"temporal_weight": 3.0, "frame_iterations": None, "clip_format": "mp4"},
+    )
+    idle_restyle.cancel(job.id)
 
 
 def test_a_job_canceled_while_running_raises_job_canceled(

@@ -73,3 +73,13 @@ def succeeded(job: Json) -> bool:
     """Whether the job has succeeded; a job that failed or was canceled fails the test at once, with the job."""
     assert job["status"] in ("queued", "running", "succeeded"), job
     return bool(job["status"] == "succeeded")
+
+
+def submit_clip(
+    http: httpx.Client, clip: bytes, *, filename: str = "clip.mp4", media_type: str = "video/mp4", **fields: Any
+) -> httpx.Response:
+    """POST /v1/jobs with ``clip`` as the video and a generated painting; ``fields`` are form fields (tiny fast
+    defaults)."""
+    form = {"size": "32", "iterations": "3", **{key: str(value) for key, value in fields.items()}}
+    files = [("clip", (filename, clip, media_type)), ("style", ("painting.png", make_png(40, 40, seed=1), "image/png"))]
+    return http.post("/v1/jobs", data=form, files=files)
