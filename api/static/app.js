@@ -1,4 +1,4 @@
-// The Restyle page: pick a photo and paintings, run a job, watch it paint, keep the result.
+// The Restyle page: pick a photo (or a clip) and paintings, run a job, watch it paint, keep the result.
 // The engine's parameters (names, defaults, ranges, help) come from the API's OpenAPI document, which
 // the service derives from its one parameter model, so this page never restates them.
 
@@ -13,18 +13,22 @@ const MAX_PAINTINGS = 4; // the picker's limit; the service enforces the real on
 // Offered as far as the API's documented maximum for `size` (this server's RESTYLE_MAX_SIZE).
 const SIZE_PRESETS = [256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
 const PREVIEW_REFRESH_MS = 1500;
+const FRAME_WAIT_MS = 5000; // a video the browser cannot decode may never say so
+// How the OpenAPI document marks the fields only a clip's job takes; the service refuses them with a photo.
+const CLIP_ONLY = "Only with `clip`. ";
 
 const api = createClient({ apiKey: () => localStorage.getItem(KEY_STORAGE) });
 const regions = createRegions({ onProblem: showProblem });
 
 const state = {
-  content: null, // {file, url}
+  content: null, // {file, url, clip}: clip when it is sent as a video
+  picking: 0, // counts the photos and clips chosen, so only the newest is kept when telling one takes a while
   styles: [], // [{file, url}]
-  fields: new Map(), // parameter name -> {input, defaultText}
+  fields: new Map(), // parameter name -> {input, defaultText, property, clipOnly}
   styleWeight: null, // {default, min, max} from the schema
   job: null,
   stopWatching: null,
-  shown: null, // {content, styles}: thumbnails of the inputs of the job on screen
+  shown: null, // {content, styles, original}: thumbnails of the inputs of the job on screen, a clip's {url, type}
   preview: { url: null, busy: false, at: 0, iteration: null },
   resultUrl: null,
 };
@@ -76,10 +80,44 @@ function roundSignificant(value, digits = 2) {
   return value === 0 ? 0 : Number(value.toPrecision(digits));
 }
 
-/** A small JPEG data URL of an image Blob for the recent-jobs list, or null if it is not a picture. */
+/** A <video> of `url` that plays by itself, muted, in a loop. */
+function clipVideo(url, attributes = {}) {
+  const video = el("video", { src: url, autoplay: true, loop: true, playsinline: true, ...attributes });
+  // The property, not the attribute: a video made by script is not muted by the attribute, and only a muted
+  // video may start playing on its own.
+  video.muted = true;
+  return video;
+}
+
+/** A chosen file as shown: a video plays; anything else is an <img>, in which a GIF clip moves by itself. */
+function shownFile(url, type, label, attributes = {}) {
+  return type.startsWith("video/")
+    ? clipVideo(url, { "aria-label": label, ...attributes })
+    : el("img", { src: url, alt: label, ...attributes });
+}
+
+/** The first frame of a video Blob, once the browser has decoded it. */
+async function firstFrame(blob) {
+  const url = URL.createObjectURL(blob);
+  const video = el("video", { src: url, preload: "auto" });
+  video.muted = true;
+  try {
+    await new Promise((resolve, reject) => {
+      video.addEventListener("loadeddata", resolve, { once: true });
+      video.addEventListener("error", reject, { once: true });
+      setTimeout(() => reject(new Error("the video did not load")), FRAME_WAIT_MS);
+    });
+    return await createImageBitmap(video);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+/** A small JPEG data URL of an image (or a video's first frame) for the recent-jobs list, or null if the
+ * browser cannot show it. */
 async function thumbnail(blob, side = 160) {
   try {
-    const bitmap = await createImageBitmap(blob);
+    const bitmap = blob.type.startsWith("video/") ? await firstFrame(blob) : await createImageBitmap(blob);
     const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
     const canvas = el("canvas", {
       width: Math.max(1, Math.round(bitmap.width * scale)),
@@ -144,11 +182,11 @@ async function checkWeights() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Picking images
+// Picking images and clips
 
 function renderPicked() {
   const tile = (picked, remove) => {
-    const picture = el("img", { src: picked.url, alt: picked.file.name });
+    const picture = shownFile(picked.url, picked.file.type, picked.file.name);
     const fallback = el("span", { class: "thumb-fallback", text: picked.file.name, hidden: true });
     picture.addEventListener("error", () => {
       picture.hidden = true;
@@ -179,10 +217,31 @@ function renderPicked() {
   $("style-drop").classList.toggle("filled", state.styles.length >= MAX_PAINTINGS);
 }
 
-function pickContent(file) {
+/** Whether a chosen file is a clip: a video, or an animated GIF (a still GIF stays a photo, as before clips). */
+async function isClip(file) {
+  if (file.type.startsWith("video/")) return true;
+  if (file.type !== "image/gif" || !("ImageDecoder" in window)) return false;
+  try {
+    const decoder = new ImageDecoder({ data: await file.arrayBuffer(), type: file.type });
+    await decoder.tracks.ready;
+    // Frames, not `animated`, which Chromium reports for every GIF.
+    const frames = decoder.tracks.selectedTrack?.frameCount ?? 1;
+    decoder.close();
+    return frames > 1;
+  } catch {
+    return false; // sent as a photo, and the service says what is wrong with it
+  }
+}
+
+async function pickContent(file) {
+  const picking = ++state.picking;
+  const clip = Boolean(file) && (await isClip(file));
+  if (picking !== state.picking) return;
   if (state.content) URL.revokeObjectURL(state.content.url);
-  state.content = file ? { file, url: URL.createObjectURL(file) } : null;
-  regions.setPhoto(state.content);
+  state.content = file ? { file, url: URL.createObjectURL(file), clip } : null;
+  // Regions are painted over a photo; a clip's frames move under them.
+  regions.setPhoto(clip ? null : state.content);
+  $("clip-options").hidden = !clip;
   renderPicked();
 }
 
@@ -240,7 +299,9 @@ function fieldFor(name, property) {
   const main = property.anyOf?.find((branch) => branch.type !== "null") ?? property;
   const id = `param-${name}`;
   const defaultText = paramText(property.default);
-  const description = property.description ?? "";
+  const clipOnly = property.description?.startsWith(CLIP_ONLY) ?? false;
+  // A clip's own fields are shown under "Clip", which says that already.
+  const description = clipOnly ? property.description.slice(CLIP_ONLY.length) : property.description ?? "";
   let input;
   if (main.enum) {
     input = el("select", { id, name }, ...main.enum.map((choice) => el("option", { value: choice, text: choice })));
@@ -287,7 +348,7 @@ function fieldFor(name, property) {
     input,
     el("small", { id: `${id}-hint`, class: "hint", text: description }),
   );
-  state.fields.set(name, { input, defaultText, property: main });
+  state.fields.set(name, { input, defaultText, property: main, clipOnly });
   return wrapper;
 }
 
@@ -303,10 +364,12 @@ function setField(name, value) {
   else field.input.value = paramText(value);
 }
 
-/** The parameters that differ from the service's defaults; the job record shows all of them, filled in. */
-function changedParams() {
+/** The parameters that differ from the service's defaults, a clip's own only for a clip; the job record shows
+ * all of them, filled in. */
+function changedParams(clip) {
   const changed = [];
-  for (const [name, { defaultText }] of state.fields) {
+  for (const [name, { defaultText, clipOnly }] of state.fields) {
+    if (clipOnly && !clip) continue;
     const value = fieldValue(name);
     if (value !== "" && value !== defaultText) changed.push([name, value]);
   }
@@ -343,8 +406,19 @@ function syncSizePreset() {
   select.value = String(size);
 }
 
+// A browser that cannot play H.264 could not show an MP4 result beside its clip, so it asks for WebM.
+function preferPlayableClipFormat() {
+  const format = state.fields.get("clip_format");
+  const playsMp4 = document.createElement("video").canPlayType('video/mp4; codecs="avc1.42E01E"') !== "";
+  if (format && !playsMp4 && format.property.enum?.includes("webm")) setField("clip_format", "webm");
+}
+
 function buildParameters(properties) {
-  $("params").replaceChildren(...Object.entries(properties).map(([name, property]) => fieldFor(name, property)));
+  for (const [name, property] of Object.entries(properties)) {
+    const field = fieldFor(name, property);
+    $(state.fields.get(name).clipOnly ? "clip-params" : "params").append(field);
+  }
+  preferPlayableClipFormat();
 
   const weight = state.fields.get("style_weight");
   state.styleWeight = {
@@ -398,12 +472,14 @@ function renderLosses(losses) {
 }
 
 function renderProgress(job) {
-  const { iteration, total, percent, stage, stages, size, remaining_seconds: remaining } = job.progress;
+  const { iteration, total, percent, stage, stages, size, frame, frames } = job.progress;
+  const remaining = job.progress.remaining_seconds;
   $("progress").value = percent;
   $("progress").max = 100;
   let text = "Waiting in the queue…";
   if (job.status === "running") {
     text = iteration ? `Iteration ${iteration} of ${total} · ${Math.round(percent)}%` : "Starting the engine…";
+    if (iteration && frames) text += ` · frame ${frame} of ${frames}`;
     if (iteration && stages > 1) text += ` · stage ${stage} of ${stages} at ${size} px`;
     if (iteration && remaining != null) text += ` · about ${formatSeconds(remaining)} left`;
     if (job.cancel_requested) text = `Stopping… (iteration ${iteration} of ${total})`;
@@ -447,6 +523,7 @@ function resetRun() {
   $("preview").removeAttribute("src");
   $("preview-caption").textContent = "The preview appears after the first snapshot.";
   $("losses").replaceChildren();
+  for (const video of $("done").querySelectorAll("video")) video.pause(); // hidden, they would play on
   $("done").hidden = true;
   $("run").hidden = true;
 }
@@ -487,12 +564,15 @@ function onJob(job) {
 async function submit(event) {
   event.preventDefault();
   clearProblem();
-  if (!state.content) return showProblem("Choose a photo first.", "Drop it on the “Photo” box or pick a file.");
+  if (!state.content) {
+    return showProblem("Choose a photo or a clip first.", "Drop it on the “Photo or clip” box or pick a file.");
+  }
   if (!state.styles.length) return showProblem("Choose a painting.", "Add one to four paintings to take the style from.");
+  const { file, clip } = state.content;
   const form = new FormData();
-  form.append("content", state.content.file, state.content.file.name);
-  for (const { file } of state.styles) form.append("style", file, file.name);
-  for (const [name, value] of changedParams()) form.append(name, value);
+  form.append(clip ? "clip" : "content", file, file.name);
+  for (const painting of state.styles) form.append("style", painting.file, painting.file.name);
+  for (const [name, value] of changedParams(clip)) form.append(name, value);
 
   const button = $("go");
   button.disabled = true;
@@ -509,13 +589,19 @@ async function submit(event) {
     button.textContent = "Restyle";
   }
   // The photo is remembered with its regions over it, so the inputs beside the result show where each went.
-  const photo = (await regions.picture()) ?? state.content.file;
+  const photo = (await regions.picture()) ?? file;
   const [content, ...styles] = await Promise.all(
-    [photo, ...state.styles.map(({ file }) => file)].map((blob) => thumbnail(blob, 240)),
+    [photo, ...state.styles.map((painting) => painting.file)].map((blob) => thumbnail(blob, 240)),
   );
-  state.shown = { content, styles };
+  // A clip plays beside its result from a URL of its own, which a newly chosen file does not take away.
+  showInputs({ content, styles, original: clip ? { url: URL.createObjectURL(file), type: file.type } : null });
   rememberJob(job, { content, styles });
   track(job);
+}
+
+function showInputs(shown) {
+  if (state.shown?.original) URL.revokeObjectURL(state.shown.original.url);
+  state.shown = shown;
 }
 
 async function cancel() {
@@ -538,7 +624,38 @@ function usedParameters(job) {
   for (const key of keys) {
     if (key in job.params && job.params[key] != null) rows.push([key, paramText(job.params[key])]);
   }
+  for (const [key, value] of Object.entries(job.clip ?? {})) {
+    if (value != null) rows.push([key, paramText(value)]);
+  }
   return rows;
+}
+
+/** Show the result in the <img>, or a clip's in the <video>, and empty the other, so no hidden video plays on. */
+function showResultIn(url, clip) {
+  const [shown, other] = clip ? [$("result-video"), $("result")] : [$("result"), $("result-video")];
+  other.hidden = true;
+  other.removeAttribute("src");
+  shown.src = url;
+  shown.hidden = false;
+}
+
+function resultExtension(job) {
+  if (job.clip) return job.clip.clip_format;
+  return { jpeg: "jpg" }[job.params.output_format] ?? job.params.output_format ?? "png";
+}
+
+function renderInputs(job) {
+  const inputs = state.shown ?? { content: null, styles: [], original: null };
+  const photo = job.clip ? "clip" : "photo";
+  const [content, ...paintings] = [inputs.content, ...inputs.styles].map((src, index) =>
+    src
+      ? el("img", { src, alt: index === 0 ? `The ${photo}` : `Painting ${index}`, class: index === 0 ? "photo" : "painting" })
+      : el("span", { class: "thumb-fallback", text: index === 0 ? photo : `painting ${index}` }),
+  );
+  const original = inputs.original
+    ? shownFile(inputs.original.url, inputs.original.type, "The clip", { class: "photo", controls: true })
+    : content;
+  $("done-inputs").replaceChildren(original, ...paintings);
 }
 
 async function showResult(job) {
@@ -552,25 +669,18 @@ async function showResult(job) {
   if (state.job?.id !== job.id) return;
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
-  $("result").src = state.resultUrl;
+  showResultIn(state.resultUrl, Boolean(job.clip));
 
-  const extension = { jpeg: "jpg" }[job.params.output_format] ?? job.params.output_format ?? "png";
   const download = $("download");
   download.href = state.resultUrl;
-  download.download = `restyle-${job.id.slice(0, 8)}.${extension}`;
+  download.download = `restyle-${job.id.slice(0, 8)}.${resultExtension(job)}`;
 
-  const inputs = state.shown ?? { content: null, styles: [] };
-  $("done-inputs").replaceChildren(
-    ...[inputs.content, ...inputs.styles].map((src, index) =>
-      src
-        ? el("img", { src, alt: index === 0 ? "The photo" : `Painting ${index}`, class: index === 0 ? "photo" : "painting" })
-        : el("span", { class: "thumb-fallback", text: index === 0 ? "photo" : `painting ${index}` }),
-    ),
-  );
+  renderInputs(job);
   const wall = (new Date(job.finished_at) - new Date(job.created_at)) / 1000;
+  const frames = job.progress.frames ? `${job.progress.frames} frames, ` : "";
   $("done-summary").textContent = `Finished in ${formatSeconds(wall)}`
     + (job.run_seconds != null ? ` (${formatSeconds(job.run_seconds)} painting)` : "")
-    + ` · ${job.progress.total} iterations at ${job.params.size} px.`;
+    + ` · ${frames}${job.progress.total} iterations at ${job.params.size} px.`;
   $("used").replaceChildren(
     ...usedParameters(job).flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]),
   );
@@ -608,9 +718,10 @@ function rememberJob(job, pictures = {}) {
   const entries = recentJobs();
   const existing = entries.find((entry) => entry.id === job.id);
   const entry = existing ?? { id: job.id, createdAt: job.created_at };
+  const paintings = `${job.style_count} painting${job.style_count === 1 ? "" : "s"}`;
   Object.assign(entry, {
     status: job.status,
-    summary: `${job.style_count} painting${job.style_count === 1 ? "" : "s"} · ${job.params.size} px`,
+    summary: `${job.clip ? "clip · " : ""}${paintings} · ${job.params.size} px`,
   });
   for (const [name, value] of Object.entries(pictures)) if (value) entry[name] = value;
   saveRecent(existing ? entries : [entry, ...entries]);
@@ -651,7 +762,7 @@ async function openJob(entry) {
     }
     return;
   }
-  state.shown = { content: entry.content ?? null, styles: entry.styles ?? [] };
+  showInputs({ content: entry.content ?? null, styles: entry.styles ?? [], original: null });
   track(job);
 }
 

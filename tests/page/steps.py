@@ -17,14 +17,16 @@ class Pictures:
     not_a_picture: Path
 
 
-# Records every value the progress bar takes and every preview image shown, so a test can tell afterwards
-# that the bar moved and the preview appeared, however fast the job ran.
+# Records every value the progress bar takes, every progress text and every preview image shown, so a test can
+# tell afterwards that the bar moved, what the text said and that the preview appeared, however fast the job ran.
 _RECORDER = """() => {
-  window.seen = { progress: [], previews: 0 };
+  window.seen = { progress: [], texts: [], previews: 0 };
   const bar = document.querySelector("#progress");
   new MutationObserver(() => {
     if (window.seen.progress.at(-1) !== bar.value) window.seen.progress.push(bar.value);
   }).observe(bar, { attributes: true, attributeFilter: ["value"] });
+  const text = document.querySelector("#progress-text");
+  new MutationObserver(() => window.seen.texts.push(text.textContent)).observe(text, { childList: true });
   const preview = document.querySelector("#preview");
   preview.addEventListener("load", () => { window.seen.previews += 1; });
 }"""
@@ -63,6 +65,14 @@ def wait_until_done(page: Page) -> None:
     page.wait_for_selector("#done", state="visible")
     page.wait_for_function(
         "document.querySelector('#result').complete && document.querySelector('#result').naturalWidth > 0"
+    )
+
+
+def wait_until_clip_done(page: Page) -> None:
+    """Wait for the finished clip to be shown and for the browser to have read how long it is."""
+    page.wait_for_selector("#done", state="visible")
+    page.wait_for_function(
+        "(video => video.readyState >= 1 && video.duration > 0)(document.querySelector('#result-video'))"
     )
 
 
