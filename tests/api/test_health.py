@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import redis
 
-from core.params import StyleParams
+from core.params import ClipParams, StyleParams
 from restyle.jobs import JobStore, Reaper, Runs
 from restyle.settings import Settings
 from restyle.weights_notice import WEIGHTS_DESCRIPTION, untrained_notice
@@ -164,12 +164,13 @@ def test_with_api_keys_but_no_metrics_token_configured_metrics_are_401_saying_wh
     assert "set RESTYLE_METRICS_TOKEN" in response.json()["detail"]
 
 
-def test_every_style_parameter_is_a_documented_form_field(idle_api: ApiServer) -> None:
+def test_every_style_and_clip_parameter_is_a_documented_form_field(idle_api: ApiServer) -> None:
     with idle_api.client(key=None) as http:
         schema = http.get("/openapi.json").json()
     form = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     masks = {f"{kind}_{number}" for kind in ("mask", "source_mask") for number in range(1, 5)}
-    assert set(StyleParams.model_fields) | {"content", "style", "webhook_url"} | masks == set(form["properties"])
+    files = {"content", "clip", "style", "webhook_url"}
+    assert set(StyleParams.model_fields) | set(ClipParams.model_fields) | files | masks == set(form["properties"])
     size = StyleParams.model_json_schema()["properties"]["size"]
     assert form["properties"]["size"] == {
         **size,

@@ -88,10 +88,10 @@ def test_a_killed_workers_clip_resumes_after_its_last_kept_frame(
     settings = make_settings()
     api = start_api(settings)
     workers = {worker.name: worker for worker in (start_worker(settings), start_worker(settings))}
-    frames = 8
+    frames = 6
     with api.client() as http:
-        # Later frames of 150 iterations each: the clip is mid-way for seconds after its first frame is kept.
-        job = submit_clip(http, clip_bytes(tmp_path, frames), iterations=40, frame_iterations=150).json()
+        # Later frames of 60 iterations each: the clip is still mid-way when the kill follows its first kept frame.
+        job = submit_clip(http, clip_bytes(tmp_path, frames), iterations=20, frame_iterations=60).json()
         running = wait_for(http, job["id"], frames_kept)
         workers[running["runs"][0]["worker"]].kill()
         done = wait_for(http, job["id"], finished)
