@@ -577,8 +577,11 @@ def _reuses_allocations(plan: StagePlan) -> bool:
 def _initial_image(params: StyleParams, content: Tensor, temporal: TemporalTarget | None = None) -> Tensor:
     if temporal is not None:
         # Ruder et al.: a frame starts from its predecessor's result carried along the flow, so that it needs only
-        # a few iterations to settle, and settles in the same minimum.
-        return temporal.previous.clone()
+        # a few iterations to settle, and settles in the same minimum. Where the flow is not trusted (what the
+        # camera brings into view, what a moving thing uncovers) the warp only stretches a neighbouring edge, a
+        # smear that a later frame's few iterations do not repaint; there the frame starts from the photo instead.
+        trusted = temporal.reliability
+        return temporal.previous * trusted + content * (1 - trusted)
     if params.init == "content":
         return content.clone()
     # Noise is drawn on the CPU from a private generator, so the same seed gives the same start anywhere.

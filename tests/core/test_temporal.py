@@ -1,11 +1,13 @@
 """The temporal term of a video frame (``core.temporal``): Ruder et al.'s loss, its hand-written gradient for tiled
-runs, and the scale that puts its weight in the units of the others."""
+runs, the scale that puts its weight in the units of the others, and where a frame starts."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from core.engine import _initial_image
+from core.params import StyleParams
 from core.temporal import TemporalTarget, temporal_gradient_scale, temporal_loss, temporal_loss_into
 
 
@@ -56,3 +58,11 @@ def test_a_coarse_stage_gets_the_target_resampled_to_its_size() -> None:
     smaller = target().at_size(3, 4)
     assert smaller.previous.shape == (1, 3, 3, 4)
     assert smaller.reliability.shape == (1, 1, 3, 4)
+
+
+def test_a_frame_starts_from_the_warp_where_it_is_trusted_and_from_the_photo_elsewhere() -> None:
+    previous, photo = torch.full((1, 3, 4, 6), 0.25), torch.full((1, 3, 4, 6), 0.75)
+    reliability = torch.ones(1, 1, 4, 6)
+    reliability[..., 4:] = 0.0  # the two columns the camera brought into view
+    start = _initial_image(StyleParams(), photo, TemporalTarget(previous, reliability, 1.0))
+    assert torch.equal(start[..., :4], previous[..., :4]) and torch.equal(start[..., 4:], photo[..., 4:])
