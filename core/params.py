@@ -220,7 +220,10 @@ class ClipParams(BaseModel):
     )
 
     def total_iterations(self, params: StyleParams, frames: int) -> int:
-        """Every frame's iterations together: the first frame's, then each later frame's."""
+        """The iterations of a clip's first ``frames`` frames together (of the whole clip, given its frame count):
+        the first frame's, then each later frame's; 0 for none."""
+        if frames == 0:
+            return 0
         return params.iterations + (frames - 1) * self.later_frames(params).iterations
 
     def later_frames(self, params: StyleParams) -> StyleParams:

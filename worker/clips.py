@@ -26,6 +26,7 @@ from core.images import encode_image, fit_longest_side
 from core.video.clip import Checkpoint, stylize_frames
 from core.video.codec import frame_rate, read_frames, write_clip
 from restyle.jobs import JobRecord, frame_key, frames_folder, input_keys
+from restyle.storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from core.engine import Progress
@@ -99,8 +100,12 @@ def stylize_clip_and_store(
 
 
 def remove_frames(storage: Storage, record: JobRecord) -> None:
-    """Drop a finished clip's frames: its result holds them now, and a long clip's would take many times its size."""
-    storage.delete_folder(frames_folder(record.id))
+    """Drop a succeeded clip's frames: its result holds them now, and a long clip's would take many times its size.
+    Frames the store will not drop now are left to retention, which removes the job's folder."""
+    try:
+        storage.delete_folder(frames_folder(record.id))
+    except StorageUnavailable as error:
+        log.warning("job %s: finished frames not removed (%s); retention will", record.id, error.message)
 
 
 def _frames_stored(storage: Storage, record: JobRecord) -> int:
@@ -133,15 +138,14 @@ class _ClipProgress:
     def __init__(self, record: JobRecord, callbacks: EngineCallbacks) -> None:
         assert record.clip is not None and record.clip_frames is not None
         self.callbacks = callbacks
+        self.record = record
+        self.clip = record.clip
         self.frames = record.clip_frames
-        self.first = record.params.iterations
-        self.later = record.clip.later_frames(record.params).iterations
-        self.total = record.total_iterations
         self.later_seconds: float | None = None
 
     def before(self, index: int) -> int:
         """Iterations of the clip's frames before frame ``index`` (from 0)."""
-        return 0 if index == 0 else self.first + (index - 1) * self.later
+        return self.clip.total_iterations(self.record.params, index)
 
     def finished(self, seconds: float, index: int) -> None:
         if index > 0:
@@ -155,7 +159,7 @@ class _ClipProgress:
         self.callbacks.progress(
             progress,
             iteration=self.before(index) + progress.iteration,
-            total=self.total,
+            total=self.record.total_iterations,
             remaining=remaining,
             frame=index + 1,
             frames=self.frames,

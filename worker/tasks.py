@@ -95,7 +95,7 @@ def run_job(state: Runtime, run: Run) -> None:
             ):
                 log.info("job %s: succeeded in %.1f s with weights %s", job_id, result.seconds, result.weights)
                 if isinstance(result, ClipDone):
-                    _remove_frames(state, run)
+                    remove_frames(state.storage, run.record)
         except Cancelled:
             if callbacks.stopped_for == "shutdown":
                 if record(run.hand_back):
@@ -146,14 +146,6 @@ def _stylize_and_store(state: Runtime, run: Run, callbacks: EngineCallbacks) -> 
     )
     state.storage.put(run.result_key, encode_image(result.image, record.params.output_format))
     return result
-
-
-def _remove_frames(state: Runtime, run: Run) -> None:
-    """A succeeded clip's frames are in its result; left behind if the store fails now, retention takes them."""
-    try:
-        remove_frames(state.storage, run.record)
-    except StorageUnavailable as error:
-        log.warning("job %s: finished frames not removed (%s); retention will", run.job_id, error.message)
 
 
 def _load_masks(state: Runtime, record: JobRecord) -> list[StyleMask | None] | None:

@@ -57,12 +57,13 @@ _SHORTFALL_FRAMES = 0.5
 
 @dataclass(frozen=True)
 class ClipLimits:
-    """What a clip may be at most; every limit is checked before any frame is stylised."""
+    """What a clip may be at most; every limit is checked before any frame is stylised. The service's and the
+    command line's come from the settings (``Settings.clip_limits``), the one place their defaults live."""
 
-    max_bytes: int = 200 * 1024 * 1024
-    max_seconds: float = 60.0
-    max_frames: int = 1800
-    max_pixels: int = 3840 * 2160
+    max_bytes: int
+    max_seconds: float
+    max_frames: int
+    max_pixels: int
 
 
 @dataclass(frozen=True)
@@ -134,13 +135,16 @@ def inspect_clip(path: Path, limits: ClipLimits, *, name: str = "clip") -> ClipI
 def read_frames(path: Path, *, name: str = "clip", skip: int = 0) -> Iterator[Image.Image]:
     """The clip's frames in order as RGB pictures, after the first ``skip`` of them (a resumed clip's)."""
     with _opened(path, _sniffed(path, name), name) as source:
-        stream = _video_stream(source, name)
-        try:
-            for index, frame in enumerate(source.decode(stream)):
-                if index >= skip:
-                    yield frame.to_image().convert("RGB")
-        except av.FFmpegError as error:
-            raise TruncatedVideo(f"{name} is truncated or damaged: decoding stopped ({error.strerror})") from error
+        for index, frame in enumerate(_decoded(source, _video_stream(source, name), name)):
+            if index >= skip:
+                yield frame.to_image().convert("RGB")
+
+
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size ``write_clip`` writes frames of ``size`` at: each side cropped to an even number (4:2:0 chroma
+    halves both)."""
+    width, height = size
+    return width // 2 * 2, height // 2 * 2
 
 
 def frame_rate(path: Path, *, name: str = "clip") -> Fraction:
@@ -170,7 +174,7 @@ def write_clip(
         output = stack.enter_context(av.open(str(path), "w", format=container, options=_MUXER_OPTIONS[container]))
         # Every stream is added before the first packet: the header, written then, lists them all.
         video: Any = output.add_stream(_VIDEO_CODECS[container], rate=frame_rate, options=_VIDEO_OPTIONS[container])
-        video.width, video.height = first.width // 2 * 2, first.height // 2 * 2
+        video.width, video.height = even_size(first.size)
         video.pix_fmt = "yuv420p"
         sound = None
         if sound_from is not None:
@@ -292,11 +296,11 @@ def _declared_seconds(source: av.container.InputContainer, stream: Any) -> float
 def _clock_seconds(text: str) -> float | None:
     """Seconds in an ``HH:MM:SS.fraction`` tag, or None if the text is not one."""
     parts = text.split(":")
-    try:
-        hours, minutes, seconds = (float(part) for part in parts) if len(parts) == 3 else (None, None, None)
-    except ValueError:
+    if len(parts) != 3:
         return None
-    if hours is None or minutes is None or seconds is None:
+    try:
+        hours, minutes, seconds = map(float, parts)
+    except ValueError:
         return None
     total = hours * 3600 + minutes * 60 + seconds
     return total if math.isfinite(total) and total >= 0 else None
@@ -307,19 +311,24 @@ def _count_frames(
 ) -> tuple[int, float | None]:
     """Decode every frame once, keeping none: how many there are and where the last one ends, in seconds."""
     frames, end = 0, None
-    try:
-        for frame in source.decode(stream):
-            frames += 1
-            if frames > limits.max_frames:
-                raise VideoTooLong(f"{name} has more than {limits.max_frames:,} frames, the limit")
-            if frame.pts is not None and frame.time_base is not None:
-                length = frame.duration if frame.duration else 0
-                end = float((frame.pts + length) * frame.time_base)
-    except av.FFmpegError as error:
-        raise TruncatedVideo(f"{name} is truncated or damaged: decoding stopped ({error.strerror})") from error
+    for frame in _decoded(source, stream, name):
+        frames += 1
+        if frames > limits.max_frames:
+            raise VideoTooLong(f"{name} has more than {limits.max_frames:,} frames, the limit")
+        if frame.pts is not None and frame.time_base is not None:
+            length = frame.duration if frame.duration else 0
+            end = float((frame.pts + length) * frame.time_base)
     if end is not None and stream.start_time is not None and stream.time_base is not None:
         end -= float(stream.start_time * stream.time_base)
     return frames, end if end is None or math.isfinite(end) else None
+
+
+def _decoded(source: av.container.InputContainer, stream: Any, name: str) -> Iterator[av.VideoFrame]:
+    """The stream's frames as FFmpeg decodes them; a file it cannot decode to the end is a ``TruncatedVideo``."""
+    try:
+        yield from source.decode(stream)
+    except av.FFmpegError as error:
+        raise TruncatedVideo(f"{name} is truncated or damaged: decoding stopped ({error.strerror})") from error
 
 
 def _gif_ends(path: Path) -> bool:

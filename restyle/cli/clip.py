@@ -75,7 +75,7 @@ def refuse_clip_content(content: Path, output: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Stylise the clip CONTENT into -o; user errors exit 2 before any frame is stylised."""
-    from core.video.codec import inspect_clip
+    from core.video.codec import even_size, inspect_clip
 
     settings = get_settings()
     content_name = f"content ({args.content})"
@@ -111,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(error))
     first, *later = finished
     later_text = f", later frames {later[0].iterations} each" if later else ""
-    width, height = first.size
+    width, height = even_size(first.size)
     sound = ", with sound" if info.audio else ""
     report(
-        f"wrote {args.output} ({width // 2 * 2}×{height // 2 * 2}, {len(finished)} frames at "
+        f"wrote {args.output} ({width}×{height}, {len(finished)} frames at "
         f"{float(info.frame_rate):g} fps{sound}) in {time.perf_counter() - started:.1f} s, "
         f"first frame {first.iterations} iterations{later_text}, weights {net.weights_name}",
         net.weights_name,
@@ -141,7 +141,6 @@ def _stylize_clip(
     from core.video.clip import stylize_frames
     from core.video.codec import read_frames, write_clip
 
-    first_total, later_total = params.iterations, clip.later_frames(params).iterations
     total = clip.total_iterations(params, info.frames)
     finished: list[_Finished] = []
     with (
@@ -150,7 +149,7 @@ def _stylize_clip(
     ):
 
         def show(index: int, progress: Progress) -> None:
-            before = 0 if index == 0 else first_total + (index - 1) * later_total
+            before = clip.total_iterations(params, index)  # the frames before this one
             where = f"frame {index + 1}/{info.frames}"
             bar.set_description_str(f"{where}, {stage_text(progress)}" if index == 0 else where, refresh=False)
             bar.set_postfix_str(f"content={progress.content_loss:.3g}, style={progress.style_loss:.3g}", refresh=False)

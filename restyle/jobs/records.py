@@ -284,14 +284,15 @@ def mask_key(job_id: str, style_number: int, *, source: bool = False) -> str:
     return f"{job_folder(job_id)}/{mask_name(style_number, source=source)}"
 
 
+def frames_folder(job_id: str) -> str:
+    """The storage prefix of a clip's finished frames, removed whole once its result holds them."""
+    return f"{job_folder(job_id)}/frames"
+
+
 def frame_key(job_id: str, index: int) -> str:
     """Storage key of a clip's finished frame ``index`` (from 0), a PNG: one key per frame, whichever run made it, so
     a run resuming the clip finds every frame its predecessors finished."""
-    return f"{job_folder(job_id)}/frames/{index:05d}"
-
-
-def frames_folder(job_id: str) -> str:
-    return f"{job_folder(job_id)}/frames"
+    return f"{frames_folder(job_id)}/{index:05d}"
 
 
 def result_key(job_id: str, run: int) -> str:

@@ -65,6 +65,11 @@ def test_later_frames_take_a_quarter_of_the_iterations_at_one_scale_by_default()
     assert ClipParams(frame_iterations=7).later_frames(StyleParams()).iterations == 7
 
 
+def test_a_clips_iterations_are_the_first_frames_then_a_quarter_for_each_after_it() -> None:
+    params, clip = StyleParams(iterations=200), ClipParams()
+    assert [clip.total_iterations(params, frames) for frames in (0, 1, 3)] == [0, 200, 300]
+
+
 def test_a_clip_is_stylised_in_order_with_fewer_iterations_after_the_first(net: FeatureNet) -> None:
     params = StyleParams(size=48, iterations=8, style_layers="relu1_1,relu2_1", content_layers="relu2_2")
     frames = list(stylize_frames(panned_frames(3), [make_brushwork(48, 48)], params, ClipParams(), net=net))
